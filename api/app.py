@@ -1,0 +1,131 @@
+"""The ASGI application: a Starlette app factory with a lifespan that owns every resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from api.settings import Settings, load_settings
+from readmodel import migrations
+from readmodel.database import create_engine, redacted
+from readmodel.hub import InProcessHub
+from resolvers.context import Context
+from resolvers.schema import schema
+
+log = logging.getLogger("guestgraph.app")
+
+READINESS_TIMEOUT_S = 2.0
+
+
+@dataclass
+class AppState:
+    """Everything the lifespan creates; handlers reach it through ``request.app.state``."""
+
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    hub: InProcessHub
+    head_revision: str
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """strawberry's ASGI view with guestgraph's typed context."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.is_development else None,
+            allow_queries_via_get=True,
+        )
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        state: AppState = request.app.state.guestgraph
+        return Context(
+            engine=state.engine,
+            hub=state.hub,
+            request=request,
+            response=response if isinstance(response, Response) else None,
+        )
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process is up and serving."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the database answers and its migrations are at head."""
+    state: AppState = request.app.state.guestgraph
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_S):
+            current = await migrations.current_revision(state.engine)
+    except Exception as exc:  # any failure to answer means "not ready", never a crash
+        reason = f"database unreachable: {type(exc).__name__}"
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+    if current != state.head_revision:
+        reason = f"migrations not at head (database: {current}, code: {state.head_revision})"
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "ready", "revision": current})
+
+
+def create_app(settings: Settings, *, database_url: str | None = None) -> Starlette:
+    """Build the app. ``database_url`` overrides settings (the CLI passes the embedded one)."""
+    url = database_url or settings.database_url
+    if url is None:
+        raise ValueError("create_app needs a database URL (the CLI starts the embedded one)")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            statement_timeout_ms=settings.statement_timeout_ms,
+        )
+        hub = InProcessHub()
+        await hub.start()
+        app.state.guestgraph = AppState(
+            settings=settings,
+            database_url=url,
+            engine=engine,
+            hub=hub,
+            head_revision=migrations.head_revision(),
+        )
+        kind = (
+            "embedded" if settings.database_is_embedded or not settings.database_url else "external"
+        )
+        log.info("database: %s (%s)", redacted(url), kind)
+        log.info("broker: %s", hub.description)
+        log.info("mode: %s", settings.mode.value)
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await engine.dispose()
+
+    graphql = GraphQLApp(settings)
+    routes: list[Any] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory``: settings from the environment."""
+    return create_app(load_settings())

@@ -1,0 +1,119 @@
+"""Configuration: one pydantic-settings class, read once at start-up from ``GUESTGRAPH_*``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import platformdirs
+from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "GUESTGRAPH_"
+
+
+class Mode(StrEnum):
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("guestgraph"))
+
+
+class Settings(BaseSettings):
+    """Every setting guestgraph reads. Names are the contract in API.md (with the prefix)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None, description="plain postgresql:// URL; unset: embedded PostgreSQL"
+    )
+    # set by the CLI for its worker processes when it started the embedded server
+    database_is_embedded: bool = False
+    redis_url: str | None = Field(default=None, description="unset: in-process fan-out")
+    redis_prefix: str = Field(default="guestgraph:", description="prefix of every Redis key")
+    mode: Mode = Mode.PRODUCTION
+    log_level: LogLevel = LogLevel.INFO
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    jwt_secret: str | None = None
+    jwks_url: AnyHttpUrl | None = None
+    jwt_issuer: str = "guestgraph"
+    jwt_audience: str = "guestgraph"
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    square_signature_key: str | None = None
+    square_notification_url: str | None = None
+    square_access_token: str | None = None
+    square_api_base_url: AnyHttpUrl = AnyHttpUrl("https://connect.squareup.com")
+    toast_webhook_secret: str | None = None
+    hubspot_client_secret: str | None = None
+    hubspot_access_token: str | None = None
+    hubspot_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.hubapi.com")
+    salesforce_webhook_secret: str | None = None
+
+    statement_timeout_ms: int = Field(default=5000, ge=100)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    webhook_max_body_bytes: int = Field(default=2_097_152, ge=1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_development(self) -> bool:
+        return self.mode is Mode.DEVELOPMENT
+
+
+class SettingsError(Exception):
+    """A setting is invalid. ``str()`` is one line naming the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise SettingsError with one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        message = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{ENV_PREFIX}{field.upper()}: {message}") from None

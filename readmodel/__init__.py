@@ -1,0 +1,1 @@
+"""PostgreSQL and the change feed: tables, the projector, batched queries, fan-out."""

@@ -1,0 +1,52 @@
+"""Engines and URLs: the one place that knows how guestgraph talks to PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+ASYNC_DRIVER = "postgresql+asyncpg"
+
+
+def async_url(url: str | URL) -> URL:
+    """The SQLAlchemy URL for a plain ``postgresql://`` URL, using asyncpg."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
+    return parsed.set(drivername=ASYNC_DRIVER)
+
+
+def redacted(url: str | URL) -> str:
+    """The URL with any password replaced by ``***``: safe for logs."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.render_as_string(hide_password=True)
+
+
+async def _no_reset(connection: Any) -> None:
+    """asyncpg's default reset (RESET ALL; UNLISTEN *; ...) costs a round trip per release.
+
+    We never change session state on pooled connections, so skip it.
+    """
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    pool_size: int = 10,
+    statement_timeout_ms: int | None = None,
+    application_name: str = "guestgraph",
+) -> AsyncEngine:
+    """An async engine for ``url`` with a bounded pool and liveness checks."""
+    server_settings = {"application_name": application_name}
+    if statement_timeout_ms:
+        server_settings["statement_timeout"] = str(statement_timeout_ms)
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"server_settings": server_settings, "timeout": 10},
+    )

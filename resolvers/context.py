@@ -1,0 +1,27 @@
+"""The per-request context: everything a resolver may use, created fresh per operation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.types import Info as StrawberryInfo
+
+from readmodel.hub import InProcessHub
+
+
+@dataclass
+class Context:
+    engine: AsyncEngine
+    hub: InProcessHub
+    request: Request | WebSocket | None = None
+    response: Response | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+Info: TypeAlias = StrawberryInfo[Context, None]

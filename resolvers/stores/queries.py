@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import strawberry
+
+from readmodel import queries
+from resolvers.context import Info
+from resolvers.stores.types import Store
+
+
+@strawberry.type
+class StoreQueries:
+    @strawberry.field(description="Every store, by name.")
+    async def stores(self, info: Info) -> list[Store]:
+        rows = await queries.all_stores(info.context.engine)
+        return [Store.from_row(row) for row in rows]
