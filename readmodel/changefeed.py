@@ -1,0 +1,108 @@
+"""The change feed: a transactional outbox with a commit-ordered sequence.
+
+Every committed change (order upserts and status changes, customer merges, loyalty and
+interactions) appends rows here *in the same transaction* as the change itself. Rows are
+appended under a transaction-scoped advisory lock, so ``seq`` order is commit order: once a
+reader has seen ``seq = n`` committed, no row with a smaller ``seq`` can commit later. A
+subscriber resuming ``after: n`` therefore misses nothing and sees nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from readmodel.tables import change_feed
+
+# pg_advisory_xact_lock key for "appending to the change feed" ('ggfeed' as an int64)
+CHANGE_FEED_LOCK_KEY = 0x6767_6665_6564
+
+# Topics. Payloads are JSON objects; ids in payloads are database ids (ints).
+ORDER_UPSERTED = "order.upserted"
+ORDER_STATUS_CHANGED = "order.status_changed"
+CUSTOMER_UPDATED = "customer.updated"
+CUSTOMER_MERGED = "customer.merged"
+CUSTOMER_SPLIT = "customer.split"
+LOYALTY_CHANGED = "loyalty.changed"
+INTERACTION_RECORDED = "interaction.recorded"
+PREFERENCES_UPDATED = "preferences.updated"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change-feed row to append. ``key`` identifies the entity (e.g. ``order:42``)."""
+
+    topic: str
+    key: str
+    payload: dict[str, Any]
+    customer_id: int | None = None
+    order_id: int | None = None
+    store_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    seq: int
+    topic: str
+    key: str
+    customer_id: int | None
+    order_id: int | None
+    store_id: int | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+async def append_changes(conn: AsyncConnection, changes: Sequence[Change]) -> list[int]:
+    """Append ``changes`` inside the caller's transaction; return their sequence numbers.
+
+    Call this as late as possible in the transaction: the advisory lock it takes is held
+    until commit and serializes appenders.
+    """
+    if not changes:
+        return []
+    await conn.execute(select(func.pg_advisory_xact_lock(CHANGE_FEED_LOCK_KEY)))
+    result = await conn.execute(
+        insert(change_feed).returning(change_feed.c.seq),
+        [
+            {
+                "topic": c.topic,
+                "key": c.key,
+                "payload": c.payload,
+                "customer_id": c.customer_id,
+                "order_id": c.order_id,
+                "store_id": c.store_id,
+            }
+            for c in changes
+        ],
+    )
+    return sorted(row.seq for row in result)
+
+
+async def rows_after(conn: AsyncConnection, after: int, *, limit: int = 1000) -> list[FeedRow]:
+    """Committed rows with ``seq > after``, oldest first."""
+    result = await conn.execute(
+        select(change_feed)
+        .where(change_feed.c.seq > after)
+        .order_by(change_feed.c.seq)
+        .limit(limit)
+    )
+    return [
+        FeedRow(
+            seq=r.seq,
+            topic=r.topic,
+            key=r.key,
+            customer_id=r.customer_id,
+            order_id=r.order_id,
+            store_id=r.store_id,
+            payload=r.payload,
+        )
+        for r in result
+    ]
+
+
+async def last_seq(conn: AsyncConnection) -> int:
+    value = await conn.scalar(text("SELECT coalesce(max(seq), 0) FROM change_feed"))
+    return int(value or 0)
