@@ -117,6 +117,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
             await engine.dispose()
 
     graphql = GraphQLApp(settings)
+    # Each feature adds its routes here, one line each.
     routes: list[Any] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -21,6 +21,10 @@ from readmodel.tables import change_feed
 # pg_advisory_xact_lock key for "appending to the change feed" ('ggfeed' as an int64)
 CHANGE_FEED_LOCK_KEY = 0x6767_6665_6564
 
+# NOTIFY channel: append_changes notifies it in the same transaction, so listeners hear of
+# new rows exactly when they commit (the payload is the newest seq appended).
+CHANGE_FEED_CHANNEL = "guestgraph_change_feed"
+
 # Topics. Payloads are JSON objects; ids in payloads are database ids (ints).
 ORDER_UPSERTED = "order.upserted"
 ORDER_STATUS_CHANGED = "order.status_changed"
@@ -78,7 +82,9 @@ async def append_changes(conn: AsyncConnection, changes: Sequence[Change]) -> li
             for c in changes
         ],
     )
-    return sorted(row.seq for row in result)
+    seqs = sorted(row.seq for row in result)
+    await conn.execute(select(func.pg_notify(CHANGE_FEED_CHANNEL, str(seqs[-1]))))
+    return seqs
 
 
 async def rows_after(conn: AsyncConnection, after: int, *, limit: int = 1000) -> list[FeedRow]:

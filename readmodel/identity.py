@@ -7,6 +7,7 @@ decision in ``domain``, and writes the result (source record, identifiers, ledge
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.identity import CustomerRecord
+from domain.model import Source
 from readmodel.tables import customers, identity_ledger, source_records
 
 
@@ -141,3 +143,36 @@ async def link_record(
         )
     )
     return Linked(customer_id, source_record_id, created_customer=True)
+
+
+class CustomerNotFound(Exception):
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"customer {customer_id} not found")
+        self.customer_id = customer_id
+
+
+async def merge_customers(
+    conn: AsyncConnection,
+    survivor_id: int,
+    merged_id: int,
+    *,
+    actor: str,
+    rule: str = "manual",
+    evidence: dict[str, Any] | None = None,
+) -> int:
+    """Merge two golden customers in the caller's transaction; return the survivor's id.
+
+    The older customer survives. Raises CustomerNotFound.
+    """
+    raise NotImplementedError("identity resolution (issue 4) implements merging")
+
+
+async def split_customer(
+    conn: AsyncConnection,
+    customer_id: int,
+    identities: Sequence[tuple[Source, str]],
+    *,
+    actor: str,
+) -> int:
+    """Move the named source records to a new golden customer; return its id."""
+    raise NotImplementedError("identity resolution (issue 4) implements splitting")
