@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from api.settings import Settings, load_settings
 from readmodel import migrations
 from readmodel.database import create_engine, redacted
@@ -121,10 +122,15 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
     routes: list[Any] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    metrics = Metrics()
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
 
 
 def app_from_env() -> Starlette:

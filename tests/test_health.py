@@ -53,3 +53,14 @@ async def test_readyz_is_503_when_migrations_are_missing(
         await services.adrop_database(postgres_server_url, empty)
     assert response.status_code == 503
     assert "migrations not at head" in response.json()["reason"]
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/healthz")
+    await client.post("/graphql", json={"query": "{ __typename }"})
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    body = response.text
+    assert 'guestgraph_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in body
+    assert 'guestgraph_http_requests_total{method="POST",route="/graphql",status="200"} 1.0' in body
+    assert "guestgraph_http_request_duration_seconds_bucket" in body
