@@ -176,3 +176,19 @@ async def split_customer(
 ) -> int:
     """Move the named source records to a new golden customer; return its id."""
     raise NotImplementedError("identity resolution (issue 4) implements splitting")
+
+
+async def apply_source_merge(
+    conn: AsyncConnection,
+    source: Source,
+    winner_external_id: str,
+    loser_external_ids: Sequence[str],
+    *,
+    actor: str,
+) -> int | None:
+    """Honour a merge the source itself made (Square ``event_context.merge``, HubSpot
+    ``contact.merge``, Salesforce ``MasterRecordId``): the golden customers of the losing
+    records merge into the winner's. Returns the surviving customer id, or None when none
+    of the records is known yet. Runs in the caller's transaction.
+    """
+    raise NotImplementedError("identity resolution (issue 4) implements source merges")
