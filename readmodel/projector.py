@@ -52,6 +52,7 @@ from readmodel.tables import (
     loyalty_accounts,
     menu_items,
     order_line_items,
+    order_status_backlog,
     order_status_history,
     orders,
     source_records,
@@ -364,6 +365,9 @@ class Projector:
                 self._order_changed(order, event.source)
                 self._changes.append(self._status_change(order, None, event.status_at))
                 await self._observe(order, event.status, event.status_at, event.version, event)
+                for early in await self._backlog(event):
+                    order = await self._order_row(event.source, event.external_id) or order
+                    await self._observe(order, early.status, early.at, early.version, early)
                 return
         assert existing is not None
         if _is_newer(event.version, existing.source_version):
@@ -386,6 +390,25 @@ class Projector:
             )
             self._order_changed(existing, event.source)
         await self._observe(existing, event.status, event.status_at, event.version, event)
+
+    async def _backlog(self, event: OrderUpserted) -> list[OrderStatusObserved]:
+        """Statuses reported before the order existed (taken out of the backlog)."""
+        rows = await self.conn.execute(
+            delete(order_status_backlog)
+            .where(order_status_backlog.c.source == event.source.value)
+            .where(order_status_backlog.c.order_external_id == event.external_id)
+            .returning(
+                order_status_backlog.c.status,
+                order_status_backlog.c.at,
+                order_status_backlog.c.source_version,
+            )
+        )
+        return [
+            OrderStatusObserved(
+                event.source, event.external_id, OrderStatus(r.status), r.at, r.source_version
+            )
+            for r in rows
+        ]
 
     async def _insert_lines(self, order_id: int, event: OrderUpserted) -> None:
         if not event.lines:
@@ -465,7 +488,19 @@ class Projector:
         if order is None:
             if event.source is Source.CANONICAL:
                 raise UnknownOrder(event.order_external_id)
-            return  # a thin event ahead of its order: the pending fetch brings the order
+            # a thin event ahead of its order: keep the status until the order arrives
+            await self.conn.execute(
+                pg_insert(order_status_backlog)
+                .values(
+                    source=event.source.value,
+                    order_external_id=event.order_external_id,
+                    status=event.status.value,
+                    at=event.at,
+                    source_version=_seen_version(event.version, event.at),
+                )
+                .on_conflict_do_nothing()
+            )
+            return
         if self.store_scope is not None and order.store_id not in self.store_scope:
             raise StoreOutOfScope(event.order_external_id)
         await self._observe(order, event.status, event.at, event.version, event)
@@ -479,7 +514,7 @@ class Projector:
         event: OrderUpserted | OrderStatusObserved,
     ) -> None:
         """Record one observed status (once per status and version); re-resolve the current."""
-        seen_version = version if version is not None else epoch_ms(at)
+        seen_version = _seen_version(version, at)
         already = (
             await self.conn.execute(
                 select(
@@ -654,6 +689,10 @@ class Projector:
                     order_id=order_id,
                 )
             )
+
+
+def _seen_version(version: int | None, at: datetime) -> int:
+    return version if version is not None else epoch_ms(at)
 
 
 def _is_newer(incoming: int | None, stored: int | None) -> bool:

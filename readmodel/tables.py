@@ -28,6 +28,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -465,6 +466,20 @@ ingest_inbox = Table(
         "next_attempt_at",
         postgresql_where=text("status = 'pending'"),
     ),
+)
+
+# --- ingest: statuses reported for an order not stored yet (a thin event ahead of its
+# order); moved into order_status_history when the order arrives ---
+order_status_backlog = Table(
+    "order_status_backlog",
+    metadata,
+    _source(),
+    Column("order_external_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("source_version", BigInteger, nullable=False),
+    _created_at(),
+    PrimaryKeyConstraint("source", "order_external_id", "status", "source_version"),
 )
 
 # --- ingest: how far `guestgraph import` got through each file (resume after a crash) ---

@@ -1,4 +1,4 @@
-"""ingest: pending inbox rows for the background fetcher; import checkpoints
+"""ingest: pending inbox rows, status backlog, import checkpoints
 
 Revision ID: 0002_ingest
 Revises: 0001
@@ -34,6 +34,27 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_table(
+        "order_status_backlog",
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("order_external_id", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("source_version", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint(
+            "source",
+            "order_external_id",
+            "status",
+            "source_version",
+            name=op.f("pk_order_status_backlog"),
+        ),
+    )
+    op.create_table(
         "import_checkpoints",
         sa.Column("file_key", sa.Text(), nullable=False),
         sa.Column("kind", sa.Text(), nullable=False),
@@ -51,6 +72,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("import_checkpoints")
+    op.drop_table("order_status_backlog")
     op.drop_index("ix_ingest_inbox_pending", table_name="ingest_inbox")
     op.drop_column("ingest_inbox", "next_attempt_at")
     op.drop_constraint(op.f("ck_ingest_inbox_status"), "ingest_inbox", type_="check")
