@@ -244,3 +244,50 @@ async def test_identities_are_listed_with_how_they_matched(engine: AsyncEngine, 
         (Source.SQUARE, "sq-1", "new"),
         (Source.HUBSPOT, "hs-1", "email"),
     ]
+
+
+ARRIVALS = [
+    square("sq-1", given_name="Dana", family_name="Ortiz", email="dana@example.com"),
+    hubspot("hs-1", given_name="Dana", family_name="Ortiz", phone="4155550123"),
+    hubspot(
+        "hs-2",
+        given_name="Dana",
+        family_name="Ortiz",
+        email="DANA@example.com",
+        phone="(415) 555-0123",
+    ),
+    square("sq-2", given_name="Sam", family_name="Ortiz", phone="4155550123"),
+    square(
+        "sq-3",
+        given_name="dana",
+        family_name="ortiz",
+        email="dana+x@example.com",
+        phone="4155550123",
+    ),
+]
+
+
+async def clusters(engine: AsyncEngine) -> set[frozenset[str]]:
+    async with engine.connect() as conn:
+        ids = [
+            int(i)
+            for i in (
+                await conn.execute(select(customers.c.id).where(customers.c.merged_into.is_(None)))
+            ).scalars()
+        ]
+        found = await identity.identities_by_customer_ids(conn, ids)
+    return {frozenset(i.external_id for i in links) for links in found.values() if links}
+
+
+@pytest.mark.parametrize(
+    "order", [(0, 1, 2, 3, 4), (4, 3, 2, 1, 0), (3, 1, 4, 0, 2), (2, 4, 1, 3, 0)]
+)
+async def test_the_result_does_not_depend_on_arrival_order(
+    engine: AsyncEngine, order: tuple[int, ...]
+) -> None:
+    for i in order:
+        await link(engine, ARRIVALS[i])
+    assert await clusters(engine) == {
+        frozenset({"sq-1", "hs-1", "hs-2", "sq-3"}),
+        frozenset({"sq-2"}),
+    }
