@@ -31,6 +31,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     tuple_,
     type_coerce,
@@ -198,7 +199,7 @@ _identities = type_coerce(
                     source_records.c.id,
                 )
             ),
-            literal([], JSONB),
+            text("'[]'::jsonb"),
         )
     )
     .where(source_records.c.customer_id == customers.c.id, source_records.c.deleted_at.is_(None))
@@ -210,7 +211,7 @@ _consents = type_coerce(
     select(
         func.coalesce(
             func.jsonb_object_agg(marketing_consents.c.channel, marketing_consents.c.granted),
-            literal({}, JSONB),
+            text("'{}'::jsonb"),
         )
     )
     .where(marketing_consents.c.customer_id == customers.c.id)
@@ -300,19 +301,33 @@ def _customer_filter(query: CustomerQuery, scope: Scope) -> list[ColumnElement[b
     if query.last_order_before is not None:
         where.append(customer_traits.c.last_order_at < query.last_order_before)
     if query.search:
-        # ILIKE '%...%' on search_text is answered by the pg_trgm GIN index
-        # ix_customers_search_text_trgm (three characters or more give trigrams to look up).
-        where.append(customers.c.search_text.ilike(f"%{_escape_like(query.search)}%", escape="\\"))
+        # ILIKE '%...%' is answered by the pg_trgm GIN index ix_customers_search_text_trgm
+        # (three characters or more give trigrams to look up). The matches are materialized
+        # first: otherwise, with ORDER BY id LIMIT n, the planner may walk the primary key
+        # filtering every row, i.e. scan the table.
+        pattern = f"%{_escape_like(query.search)}%"
+        matches = (
+            select(customers.c.id)
+            .where(customers.c.search_text.ilike(pattern, escape="\\"))
+            .cte("search_matches")
+            .prefix_with("MATERIALIZED")
+        )
+        matching_ids = select(func.array_agg(matches.c.id)).scalar_subquery()
+        no_ids = text("'{}'::bigint[]")
+        where.append(customers.c.id == func.any(func.coalesce(matching_ids, no_ids)))
     return where
+
+
+def customer_page_statement(query: CustomerQuery, window: Window, scope: Scope) -> Select[Any]:
+    stmt = _customer_select().where(*_customer_filter(query, scope))
+    return _windowed(stmt, [customers.c.id], window, descending=False)
 
 
 async def customer_page(
     engine: AsyncEngine, query: CustomerQuery, window: Window, scope: Scope
 ) -> Rows:
     """Golden customers (never merged-away ones) matching ``query``, oldest first; key (id,)."""
-    stmt = _customer_select().where(*_customer_filter(query, scope))
-    stmt = _windowed(stmt, [customers.c.id], window, descending=False)
-    return await _fetch(engine, stmt)
+    return await _fetch(engine, customer_page_statement(query, window, scope))
 
 
 async def customer_count(engine: AsyncEngine, query: CustomerQuery, scope: Scope) -> int:
