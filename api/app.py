@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,6 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from api.ingest import ingest_lifespan, ingest_routes
 from api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from api.settings import Settings, load_settings
 from readmodel import migrations
@@ -50,6 +52,9 @@ class GraphQLApp(GraphQL[Context, None]):
             graphql_ide="graphiql" if settings.is_development else None,
             allow_queries_via_get=True,
         )
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -112,7 +117,8 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
         log.info("broker: %s", hub.description)
         log.info("mode: %s", settings.mode.value)
         try:
-            yield
+            async with ingest_lifespan(app):  # --- ingest: background fetcher ---
+                yield
         finally:
             await hub.stop()
             await engine.dispose()
@@ -125,6 +131,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *ingest_routes(),  # --- ingest: webhooks and POST /ingest/events ---
     ]
     metrics = Metrics()
     app = Starlette(routes=routes, lifespan=lifespan)

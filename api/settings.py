@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     webhook_max_body_bytes: int = Field(default=2_097_152, ge=1024)
 
+    # --- ingest ---
+    # the URL HubSpot calls, exactly as configured in the app (signature v3 signs it);
+    # unset: the URL of the request as this server sees it
+    hubspot_webhook_url: str | None = None
+    fetch_timeout_s: float = Field(default=10.0, gt=0)
+    fetch_concurrency: int = Field(default=8, ge=1, le=128)
+    fetch_poll_interval_s: float = Field(default=5.0, gt=0)
+    fetch_retry_base_s: float = Field(default=30.0, gt=0)
+    # 1, 2, 4 ... minutes capped at an hour: 80 attempts cover Square's 72-hour window
+    fetch_max_attempts: int = Field(default=80, ge=1)
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
