@@ -9,10 +9,12 @@ split. See docs/identity.md.
 
 Change feed: every function here takes ``changes``. When the caller passes a list, the
 ``Change`` rows are appended to it and the caller must hand them to
-``readmodel.changefeed.append_changes`` before commit (ingestion does, once per delivery,
-as late as possible). When ``changes`` is None they are appended to the feed right away.
-Topics: ``customer.updated`` (created, or golden fields changed), ``customer.merged``,
-``customer.split``, ``loyalty.changed`` (balances folded by a merge).
+``readmodel.changefeed.append_changes`` before commit (ingestion should: once per delivery,
+as late as possible, since appending holds the feed lock until commit). When ``changes``
+is None they are appended to the feed right away. Topics: ``customer.merged`` (one per
+merged customer), ``loyalty.changed`` (balances folded by a merge), ``customer.split`` and
+``customer.updated`` for both customers of a split. ``link_record`` emits no
+``customer.updated`` for the record itself: its caller knows what it changed.
 """
 
 from __future__ import annotations
@@ -515,11 +517,9 @@ async def link_record(
             )
         )
     await _replace_identifiers(conn, source_record_id, customer_id, keys, record)
-    changed = await _refresh_golden(conn, [customer_id])
+    await _refresh_golden(conn, [customer_id])
     if merged:
         await recompute_traits(conn, [customer_id])
-    if created or changed:
-        produced.append(_updated(customer_id, "created" if created else "profile"))
     await _emit(conn, changes, produced)
     matched_by = Rule.SAME_SOURCE_RECORD.value if existing is not None else decision.rule.value
     return Linked(customer_id, source_record_id, created, merged, matched_by)
@@ -893,14 +893,13 @@ async def merge_customers(
         force=force,
         produced=produced,
     )
-    await _after_merge(conn, survivor, produced)
+    await _after_merge(conn, survivor)
     await _emit(conn, changes, produced)
     return survivor
 
 
-async def _after_merge(conn: AsyncConnection, survivor: int, produced: list[Change]) -> None:
-    if await _refresh_golden(conn, [survivor]):
-        produced.append(_updated(survivor, "profile"))
+async def _after_merge(conn: AsyncConnection, survivor: int) -> None:
+    await _refresh_golden(conn, [survivor])
     await recompute_traits(conn, [survivor])
 
 
@@ -956,7 +955,7 @@ async def apply_source_merge(
             produced=produced,
         )
     if len(ids) > 1:
-        await _after_merge(conn, survivor, produced)
+        await _after_merge(conn, survivor)
     await _emit(conn, changes, produced)
     return survivor
 
