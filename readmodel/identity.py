@@ -522,7 +522,7 @@ async def link_record(
             )
         )
     await _replace_identifiers(conn, source_record_id, customer_id, keys, record)
-    await _refresh_golden(conn, [customer_id])
+    await refresh_golden_fields(conn, [customer_id])
     if merged:
         await recompute_traits(conn, [customer_id])
     await _emit(conn, changes, produced)
@@ -579,7 +579,7 @@ async def _replace_identifiers(
 
 _GOLDEN_FACTS = text(
     """
-    SELECT sr.id, sr.customer_id, sr.source, sr.attributes,
+    SELECT sr.id, sr.customer_id, sr.source, sr.attributes, sr.deleted_at IS NOT NULL AS deleted,
            coalesce(sr.source_updated_at, sr.updated_at) AS updated_at,
            e.value AS email_key, coalesce(e.verified, false) AS email_verified,
            p.value AS phone_key, coalesce(p.verified, false) AS phone_verified
@@ -591,9 +591,10 @@ _GOLDEN_FACTS = text(
 ).bindparams(bindparam("ids", type_=_BIGINT_ARRAY))
 
 
-async def _refresh_golden(conn: AsyncConnection, customer_ids: Sequence[int]) -> set[int]:
+async def refresh_golden_fields(conn: AsyncConnection, customer_ids: Sequence[int]) -> set[int]:
     """Recompute the golden fields of ``customer_ids`` by survivorship; return the ids
-    whose fields changed."""
+    whose fields changed. Linking, merging and splitting call it; call it yourself after
+    changing source records another way (e.g. marking one deleted)."""
     ids = sorted(set(customer_ids))
     facts: dict[int, list[RecordFacts]] = defaultdict(list)
     for r in await conn.execute(_GOLDEN_FACTS, {"ids": ids}):
@@ -611,6 +612,7 @@ async def _refresh_golden(conn: AsyncConnection, customer_ids: Sequence[int]) ->
                 phone_key=r.phone_key,
                 email_verified=r.email_verified,
                 phone_verified=r.phone_verified,
+                deleted=r.deleted,
             )
         )
     changed: set[int] = set()
@@ -893,7 +895,7 @@ async def merge_customers(
 
 
 async def _after_merge(conn: AsyncConnection, survivor: int) -> None:
-    await _refresh_golden(conn, [survivor])
+    await refresh_golden_fields(conn, [survivor])
     await recompute_traits(conn, [survivor])
 
 
@@ -1044,7 +1046,7 @@ async def split_customer(
         evidence={"identities": named},
         actor=actor,
     )
-    await _refresh_golden(conn, [current, new_id])
+    await refresh_golden_fields(conn, [current, new_id])
     await recompute_traits(conn, [current, new_id])
     produced = [
         Change(
