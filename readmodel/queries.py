@@ -665,3 +665,8 @@ async def identity_history_by_customer_id(
     page = _windowed(inner, [identity_ledger.c.id], window, descending=True).lateral("h")
     stmt = select(keys.c.key.label("parent_id"), page).select_from(keys.join(page, true()))
     return await _fetch(engine, stmt)
+
+
+async def ledger_entries_by_id(engine: AsyncEngine, ids: Sequence[int]) -> Rows:
+    stmt = select(*LEDGER_COLUMNS).where(loyalty_ledger.c.id == func.any(_ids(ids)))
+    return await _fetch(engine, stmt)
