@@ -18,6 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from api.ingest import ingest_lifespan, ingest_routes
 from api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from api.settings import Settings, load_settings
 from readmodel import migrations
@@ -116,7 +117,8 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
         log.info("broker: %s", hub.description)
         log.info("mode: %s", settings.mode.value)
         try:
-            yield
+            async with ingest_lifespan(app):  # --- ingest: background fetcher ---
+                yield
         finally:
             await hub.stop()
             await engine.dispose()
@@ -129,6 +131,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *ingest_routes(),  # --- ingest: webhooks and POST /ingest/events ---
     ]
     metrics = Metrics()
     app = Starlette(routes=routes, lifespan=lifespan)
