@@ -295,14 +295,3 @@ async def post_loyalty_points(
         ],
     )
     return result
-
-
-# --- identity ---------------------------------------------------------------------------------
-
-
-async def record_identity_change(
-    conn: AsyncConnection, topic: str, customer_id: int, payload: dict[str, Any]
-) -> None:
-    await changefeed.append_changes(
-        conn, [Change(topic, f"customer:{customer_id}", payload, customer_id=customer_id)]
-    )

@@ -40,8 +40,14 @@ REDEEM = (
 
 
 async def feed_topics(engine: AsyncEngine) -> list[str]:
+    """Change-feed topics in order, without the customer.updated rows the factories cause."""
     async with engine.connect() as conn:
-        return list(await conn.scalars(select(change_feed.c.topic).order_by(change_feed.c.seq)))
+        topics = await conn.scalars(
+            select(change_feed.c.topic)
+            .where(change_feed.c.topic != changefeed.CUSTOMER_UPDATED)
+            .order_by(change_feed.c.seq)
+        )
+        return list(topics)
 
 
 async def adjust(engine: AsyncEngine, **input: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """``mergeCustomers`` / ``splitCustomer``: support corrects identity resolution by hand.
 
-Both delegate to ``readmodel.identity`` (which keeps the identity ledger) and add a
-change-feed row in the same transaction.
+Both delegate to ``readmodel.identity``, which keeps the identity ledger and appends the
+``customer.merged`` / ``customer.split`` change-feed rows in the mutation's transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from readmodel import changefeed, commands, identity
+from readmodel import identity
 from resolvers.context import Info
 from resolvers.customers.mutations import customer_for_update, fresh_customer, optional_text
 from resolvers.customers.types import Customer
@@ -28,6 +28,9 @@ class MergeCustomersInput:
     customer_id: strawberry.ID
     other_customer_id: strawberry.ID
     reason: str | None = strawberry.field(default=None, description="Kept in the identity ledger.")
+    force: bool = strawberry.field(
+        default=False, description="Merge even though a split separated them (forgets it)."
+    )
 
 
 @strawberry.input(description="A source record, by source and its id there.")
@@ -58,8 +61,14 @@ class SplitCustomerSuccess:
     new_customer: Customer = strawberry.field(description="Who the moved records belong to.")
 
 
+@strawberry.type(description="A person split these customers apart before.")
+class CustomersSeparated(UserError):
+    customer_id: strawberry.ID
+    other_customer_id: strawberry.ID
+
+
 MergeCustomersPayload = Annotated[
-    MergeCustomersSuccess | CustomerNotFound | InvalidInput,
+    MergeCustomersSuccess | CustomerNotFound | InvalidInput | CustomersSeparated,
     strawberry.union("MergeCustomersPayload"),
 ]
 SplitCustomerPayload = Annotated[
@@ -101,17 +110,24 @@ class IdentityMutations:
                     actor=actor,
                     rule="manual",
                     evidence={"reason": reason} if reason else {},
+                    force=input.force,
                 )
             except identity.CustomerNotFound as exc:
                 raise _not_found(exc.customer_id) from None
-            merged = other if survivor == first else first
-            await commands.record_identity_change(
-                conn,
-                changefeed.CUSTOMER_MERGED,
-                survivor,
-                {"survivor_id": survivor, "merged_id": merged, "actor": actor},
-            )
-            return {"survivor": survivor, "merged": merged}
+            except identity.CannotMergeWithItself:
+                raise Rejected(
+                    InvalidInput(field="otherCustomerId", message="they are already one customer")
+                ) from None
+            except identity.CustomersSeparated:
+                raise Rejected(
+                    CustomersSeparated(
+                        customer_id=input.customer_id,
+                        other_customer_id=input.other_customer_id,
+                        message="these customers were split apart; pass force: true to merge",
+                    )
+                ) from None
+            # identity appends the customer.merged change-feed row in this transaction
+            return {"survivor": survivor, "merged": other if survivor == first else first}
 
         outcome = await in_transaction(info, effect)
         if isinstance(outcome, UserError):
@@ -137,14 +153,13 @@ class IdentityMutations:
                 new_id = await identity.split_customer(conn, customer_id, records, actor=actor)
             except identity.CustomerNotFound as exc:
                 raise _not_found(exc.customer_id) from None
-            except ValueError as exc:
+            except (
+                identity.NothingToSplit,
+                identity.IdentityNotFound,
+                identity.CannotSplitEveryIdentity,
+            ) as exc:
                 raise Rejected(InvalidInput(field="identities", message=str(exc))) from None
-            await commands.record_identity_change(
-                conn,
-                changefeed.CUSTOMER_SPLIT,
-                customer_id,
-                {"customer_id": customer_id, "new_customer_id": new_id, "actor": actor},
-            )
+            # identity appends the customer.split change-feed row in this transaction
             return {"customer": customer_id, "new_customer": new_id}
 
         outcome = await in_transaction(info, effect)
