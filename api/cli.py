@@ -117,5 +117,10 @@ def export_schema_command() -> None:
     sys.stdout.write(export_schema())
 
 
+from api.cli_clients import app as clients_app  # noqa: E402  (auth: api/cli_clients.py)
+
+app.add_typer(clients_app, name="clients")
+
+
 def main() -> None:
     app()
