@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from api.graphql_http import GraphQLHTTP, start_security
+from api.ingest import ingest_lifespan, ingest_routes
 from api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from api.oauth import oauth_routes
 from api.settings import Settings, load_settings
@@ -53,6 +55,9 @@ class GraphQLApp(GraphQL[Context, None]):
             graphql_ide="graphiql" if settings.is_development else None,
             allow_queries_via_get=True,
         )
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -123,7 +128,8 @@ def create_app(
         log.info("mode: %s", settings.mode.value)
         security = await start_security(app, settings, engine)  # auth: api/graphql_http.py
         try:
-            yield
+            async with ingest_lifespan(app):  # --- ingest: background fetcher ---
+                yield
         finally:
             await security.aclose()
             await hub.stop()
@@ -138,6 +144,7 @@ def create_app(
         Route("/graphql", GraphQLHTTP(schema, settings)),  # auth: api/graphql_http.py
         WebSocketRoute("/graphql", graphql),
         *oauth_routes(),
+        *ingest_routes(),  # --- ingest: webhooks and POST /ingest/events ---
     ]
     metrics = Metrics()
     app = Starlette(routes=routes, lifespan=lifespan)

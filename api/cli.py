@@ -121,6 +121,11 @@ from api.cli_clients import app as clients_app  # noqa: E402  (auth: api/cli_cli
 
 app.add_typer(clients_app, name="clients")
 
+# --- identity ---
+from api.cli_identity import app as identity_app  # noqa: E402 (after app: it is a sub-app)
+
+app.add_typer(identity_app, name="identity")
+
 
 def main() -> None:
     app()

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers.customers.queries import CustomerQueries
+from resolvers.errors import MaskUnexpectedErrors
+from resolvers.node_query import NodeQueries
+from resolvers.orders.queries import OrderQueries
 from resolvers.stores.queries import StoreQueries
+
+DOCUMENT_CACHE_SIZE = 512
 
 
 @strawberry.type
-class Query(StoreQueries):
+class Query(NodeQueries, CustomerQueries, OrderQueries, StoreQueries):
     pass
 
 
@@ -17,6 +24,11 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         config=StrawberryConfig(auto_camel_case=True),
+        extensions=[
+            MaskUnexpectedErrors,
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        ],
     )
 
 

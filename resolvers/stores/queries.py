@@ -9,7 +9,7 @@ from resolvers.stores.types import Store
 
 @strawberry.type
 class StoreQueries:
-    @strawberry.field(description="Every store, by name.")
+    @strawberry.field(description="Every store the caller may see, by name.")
     async def stores(self, info: Info) -> list[Store]:
-        rows = await queries.all_stores(info.context.engine)
+        rows = await queries.all_stores(info.context.engine, info.context.store_scope)
         return [Store.from_row(row) for row in rows]

@@ -1,7 +1,7 @@
 """trusted documents: per-client allow-lists of operations
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003_auth
+Revises: 0002_ingest
 Create Date: 2026-11-26 02:00:00.000000+00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0003_auth"
+down_revision: str | None = "0002_ingest"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
