@@ -10,9 +10,10 @@ Use on a field::
 or on every field of a type with ``@guarded(lambda: requires("customers:read"))``.
 
 Rules:
-- ``requires(scope)``: the caller holds ``scope`` (admins hold every scope); otherwise the
-  field is null with a ``FORBIDDEN`` error (a non-null field nulls its parent, as GraphQL
-  does).
+- ``requires(scope)`` / ``requires_any(...)``: the caller holds the scope (admins hold every
+  scope); otherwise the field is null with a ``FORBIDDEN`` error (a non-null field nulls its
+  parent, as GraphQL does). Customer tokens never pass: they see data only through ``me``.
+- ``authenticated()``: any caller with a valid token.
 - ``pii(kind)``: ``email`` / ``phone`` are masked (``d***@example.com``,
   ``+1******0123``) unless the caller holds ``pii:read`` and is not a partner, or is the
   customer the value belongs to. Every unmasked read by a non-customer caller goes to the
@@ -72,13 +73,16 @@ class _Gate(FieldExtension):
     def refuse(self, info: Any) -> Any:
         raise NotImplementedError
 
-    def resolve(self, next_: Callable[..., Any], source: Any, info: Any, **kwargs: Any) -> Any:
+    # positional-only, so a field argument named `source` or `info` cannot collide
+    def resolve(  # type: ignore[override]
+        self, next_: Callable[..., Any], source: Any, info: Any, /, **kwargs: Any
+    ) -> Any:
         if not self.allowed(viewer_of(info), source):
             return self.refuse(info)
         return next_(source, info, **kwargs)
 
-    async def resolve_async(
-        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any
+    async def resolve_async(  # type: ignore[override]
+        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, /, **kwargs: Any
     ) -> Any:
         if not self.allowed(viewer_of(info), source):
             return self.refuse(info)
@@ -87,17 +91,28 @@ class _Gate(FieldExtension):
 
 
 class RequiresScope(_Gate):
-    def __init__(self, scope: str) -> None:
+    """Any one of ``scopes``. Customer tokens never pass: they reach data through ``me``."""
+
+    def __init__(self, *scopes: str) -> None:
         super().__init__()
-        self.scope = scope
+        self.scopes = scopes
 
     def allowed(self, viewer: Viewer, source: Any) -> bool:
-        return not viewer.is_anonymous and viewer.has_scope(self.scope)
+        if viewer.role in (Role.ANONYMOUS, Role.CUSTOMER):
+            return False
+        return any(viewer.has_scope(scope) for scope in self.scopes)
 
     def refuse(self, info: Any) -> Any:
-        raise PermissionDenied(
-            f"'{info.field_name}' needs the scope {self.scope}.", reason="missing_scope"
-        )
+        needed = " or ".join(self.scopes)
+        raise PermissionDenied(f"'{info.field_name}' needs the scope {needed}.", reason="scope")
+
+
+class Authenticated(_Gate):
+    def allowed(self, viewer: Viewer, source: Any) -> bool:
+        return not viewer.is_anonymous
+
+    def refuse(self, info: Any) -> Any:
+        raise PermissionDenied(f"'{info.field_name}' needs a token.", reason="anonymous")
 
 
 class RequiresRole(_Gate):
@@ -125,8 +140,9 @@ class HiddenFromPartners(_Gate):
 
 
 def customer_id_of(source: Any) -> int | None:
-    """The golden customer id of a resolved object (``pk``, ``customer_id`` or ``id``)."""
-    for attribute in ("pk", "customer_id", "id"):
+    """The golden customer id of a resolved object (``db_id``, ``pk``, ``customer_id``
+    or a numeric ``id``)."""
+    for attribute in ("db_id", "pk", "customer_id", "id"):
         value = getattr(source, attribute, None)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -172,11 +188,14 @@ class Pii(FieldExtension):
                 )
         return value
 
-    def resolve(self, next_: Callable[..., Any], source: Any, info: Any, **kwargs: Any) -> Any:
+    # positional-only, so a field argument named `source` or `info` cannot collide
+    def resolve(  # type: ignore[override]
+        self, next_: Callable[..., Any], source: Any, info: Any, /, **kwargs: Any
+    ) -> Any:
         return self._shown(next_(source, info, **kwargs), source, info)
 
-    async def resolve_async(
-        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any
+    async def resolve_async(  # type: ignore[override]
+        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, /, **kwargs: Any
     ) -> Any:
         result = next_(source, info, **kwargs)
         value = await result if inspect.isawaitable(result) else result
@@ -185,6 +204,14 @@ class Pii(FieldExtension):
 
 def requires(scope: str) -> FieldExtension:
     return RequiresScope(scope)
+
+
+def requires_any(*scopes: str) -> FieldExtension:
+    return RequiresScope(*scopes)
+
+
+def authenticated() -> FieldExtension:
+    return Authenticated()
 
 
 def roles(*allowed: Role) -> FieldExtension:
@@ -200,7 +227,7 @@ def hidden_from_partners(fallback: Callable[[], Any] = lambda: None) -> FieldExt
 
 
 def guarded(*extensions: Callable[[], FieldExtension]) -> Callable[[type[T]], type[T]]:
-    """Class decorator (below ``@strawberry.type``): every field of the type gets these."""
+    """Class decorator (above ``@strawberry.type``): every field of the type gets these."""
 
     def decorate(cls: type[T]) -> type[T]:
         definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
