@@ -118,6 +118,10 @@ def export_schema_command() -> None:
     sys.stdout.write(export_schema())
 
 
+from api.cli_clients import app as clients_app  # noqa: E402  (auth: api/cli_clients.py)
+
+app.add_typer(clients_app, name="clients")
+
 # --- identity ---
 from api.cli_identity import app as identity_app  # noqa: E402 (after app: it is a sub-app)
 
