@@ -33,11 +33,6 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status = 'pending'"),
     )
-    op.create_unique_constraint(
-        op.f("uq_order_status_history_order_id_status_source_version"),
-        "order_status_history",
-        ["order_id", "status", "source_version"],
-    )
     op.create_table(
         "order_status_backlog",
         sa.Column("source", sa.Text(), nullable=False),
@@ -78,11 +73,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("import_checkpoints")
     op.drop_table("order_status_backlog")
-    op.drop_constraint(
-        op.f("uq_order_status_history_order_id_status_source_version"),
-        "order_status_history",
-        type_="unique",
-    )
     op.drop_index("ix_ingest_inbox_pending", table_name="ingest_inbox")
     op.drop_column("ingest_inbox", "next_attempt_at")
     op.drop_constraint(op.f("ck_ingest_inbox_status"), "ingest_inbox", type_="check")
