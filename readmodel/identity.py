@@ -190,7 +190,10 @@ def _updated(customer_id: int, reason: str) -> Change:
 
 
 def _attributes(record: CustomerRecord) -> dict[str, Any]:
+    """What the source record stores: the source's extra attributes, then the fields
+    identity resolution reads (these win: a caller may pass back stored attributes)."""
     return {
+        **dict(record.attributes),
         "given_name": record.given_name,
         "family_name": record.family_name,
         "display_name": record.display_name,
@@ -200,7 +203,6 @@ def _attributes(record: CustomerRecord) -> dict[str, Any]:
         "email_verified": record.email_verified,
         "phone_verified": record.phone_verified,
         "default_region": record.default_region,
-        **dict(record.attributes),
     }
 
 
