@@ -417,7 +417,8 @@ async def link_record(
     customer. See the module docstring for ``changes``.
     """
     policy = policy or MatchPolicy()
-    keys = keys_of(record, policy, await _store_phones(conn))
+    store_phones = await _store_phones(conn) if record.phone else frozenset[str]()
+    keys = keys_of(record, policy, store_phones)
     await _lock_keys(conn, keys)
     attributes = _attributes(record)
     existing = (
@@ -427,7 +428,6 @@ async def link_record(
                 source_records.c.customer_id,
                 source_records.c.source_version,
                 source_records.c.attributes,
-                source_records.c.matched_by,
             )
             .where(source_records.c.source == record.source.value)
             .where(source_records.c.external_id == record.external_id)
