@@ -3,9 +3,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-import phonenumbers
 import strawberry
 
+from domain.normalize import email_key, phone_key
 from readmodel import queries
 from readmodel.queries import CustomerQuery
 from resolvers.context import Info
@@ -14,6 +14,7 @@ from resolvers.enums import Source
 from resolvers.errors import UserInputError
 from resolvers.node import db_id_of
 from resolvers.pagination import Connection, build_connection, window_of
+from resolvers.permissions import requires
 
 CUSTOMER_CURSOR = "customers"
 MIN_SEARCH_LENGTH = 3
@@ -78,16 +79,6 @@ def normalized_search(text: str) -> str:
     return text
 
 
-def normalized_phone(phone: str) -> str | None:
-    try:
-        parsed = phonenumbers.parse(phone, DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
 async def customer_by_db_id(info: Info, customer_id: int) -> Customer | None:
     row = await info.context.loaders.customer_by_id.load(customer_id)
     return None if row is None else Customer.from_row(row)
@@ -97,13 +88,17 @@ async def customer_by_db_id(info: Info, customer_id: int) -> Customer | None:
 class CustomerQueries:
     @strawberry.field(
         description="A customer by global id (a merged-away id answers with the survivor); "
-        "null if unknown or not visible."
+        "null if unknown or not visible.",
+        extensions=[requires("customers:read")],
     )
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         customer_id = db_id_of(id, "Customer")
         return None if customer_id is None else await customer_by_db_id(info, customer_id)
 
-    @strawberry.field(description="The customer a source record belongs to.")
+    @strawberry.field(
+        description="The customer a source record belongs to.",
+        extensions=[requires("customers:read")],
+    )
     async def customer_by_identity(
         self, info: Info, source: Source, external_id: str
     ) -> Customer | None:
@@ -116,7 +111,8 @@ class CustomerQueries:
 
     @strawberry.field(
         description="Customers with this email (case-insensitive) or phone (any format; "
-        "US numbers may omit +1), golden or from any source record."
+        "US numbers may omit +1), golden or from any source record.",
+        extensions=[requires("customers:read")],
     )
     async def find_customers(
         self, info: Info, email: str | None = None, phone: str | None = None
@@ -125,8 +121,8 @@ class CustomerQueries:
             raise UserInputError("give `email` or `phone`")
         if len(email or "") > MAX_CONTACT_LENGTH or len(phone or "") > MAX_CONTACT_LENGTH:
             raise UserInputError(f"`email` and `phone` take at most {MAX_CONTACT_LENGTH} chars")
-        e164 = normalized_phone(phone) if phone else None
-        normalized_email = email.strip().lower() if email else None
+        e164 = phone_key(phone, DEFAULT_PHONE_REGION)
+        normalized_email = email_key(email)
         if not normalized_email and not e164:
             return []
         ids = await queries.customer_ids_by_contact(
@@ -136,7 +132,10 @@ class CustomerQueries:
         unique = {row.id: row for row in rows if row is not None}
         return [Customer.from_row(row) for row in unique.values()]
 
-    @strawberry.field(description="Customers the caller may see, oldest first.")
+    @strawberry.field(
+        description="Customers the caller may see, oldest first.",
+        extensions=[requires("customers:read")],
+    )
     async def customers(
         self,
         info: Info,

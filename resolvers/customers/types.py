@@ -30,10 +30,10 @@ from resolvers.orders.types import (
     order_window,
 )
 from resolvers.pagination import MAX_PAGE_SIZE, window_of
+from resolvers.permissions import hidden_from_partners, pii
 from resolvers.stores.types import MenuItem
 
 DEFAULT_CURRENCY = "USD"
-IDENTITY_HISTORY_CURSOR = "identity-history"
 
 
 @strawberry.type(description="Whether the customer agreed to marketing on one channel.")
@@ -45,9 +45,16 @@ class MarketingConsent:
 @strawberry.type(description="What the customer eats, avoids and likes, and marketing consent.")
 class Preferences:
     dietary: list[str] = strawberry.field(description="e.g. vegetarian, halal.")
-    allergens: list[str] = strawberry.field(description="e.g. peanuts, gluten.")
-    cuisines: list[str] = strawberry.field(description="Cuisines they like.")
-    marketing_consent: list[MarketingConsent]
+    # partners see dietary flags only: the rest is empty for them
+    allergens: list[str] = strawberry.field(
+        description="e.g. peanuts, gluten.", extensions=[hidden_from_partners(list)]
+    )
+    cuisines: list[str] = strawberry.field(
+        description="Cuisines they like.", extensions=[hidden_from_partners(list)]
+    )
+    marketing_consent: list[MarketingConsent] = strawberry.field(
+        extensions=[hidden_from_partners(list)]
+    )
 
 
 @strawberry.type(description="An item the customer orders often.")
@@ -134,8 +141,12 @@ class Customer(Node):
     display_name: str | None
     given_name: str | None
     family_name: str | None
-    email: str | None = strawberry.field(description="Masked unless the caller holds pii:read.")
-    phone: str | None = strawberry.field(description="E.164; masked unless pii:read.")
+    email: str | None = strawberry.field(
+        description="Masked unless the caller holds pii:read.", extensions=[pii("email")]
+    )
+    phone: str | None = strawberry.field(
+        description="E.164; masked unless pii:read.", extensions=[pii("phone")]
+    )
     created_at: datetime
     db_id: strawberry.Private[int]
     row: strawberry.Private[Any]
@@ -227,8 +238,9 @@ class Customer(Node):
         "newest first."
     )
     async def identity_history(self, info: Info, first: int = 20) -> list[IdentityEvent]:
-        window = window_of(IDENTITY_HISTORY_CURSOR, (int,), first=first, after=None)
-        rows = await info.context.loaders.identity_history_by_customer_id.load(
-            (self.db_id, None, window)
-        )
-        return [IdentityEvent.from_row(row) for row in rows[: window.limit]]
+        if first < 0 or first > MAX_PAGE_SIZE:
+            raise UserInputError(f"`first` must be between 0 and {MAX_PAGE_SIZE}", argument="first")
+        events = await info.context.loaders.identity_history_by_customer_id.load(self.db_id)
+        return [
+            IdentityEvent.from_event(event) for event in reversed(events[-first:] if first else [])
+        ]
