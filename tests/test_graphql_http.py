@@ -72,7 +72,7 @@ async def test_money_follows_the_currency_exponent_and_the_callers_locale(
         engine, store_id=kuwait, currency="KWD", items=[{"name": "Tea", "unit_price": 1250}]
     )
     query = """query($a: ID!, $b: ID!) {
-      a: order(id: $a) { total { amount currency formatted de: formatted(locale: "de-DE") } }
+      a: order(id: $a) { total { amount currency formatted de: localized(locale: "de-DE") } }
       b: order(id: $b) { total { amount currency formatted } }
     }"""
     variables = {"a": global_id("Order", yen), "b": global_id("Order", fils)}
@@ -93,7 +93,7 @@ async def test_money_follows_the_currency_exponent_and_the_callers_locale(
     )
     bad = await post_graphql(
         client,
-        'query($a: ID!) { order(id: $a) { total { formatted(locale: "xx-!!") } } }',
+        'query($a: ID!) { order(id: $a) { total { localized(locale: "xx-!!") } } }',
         {"a": global_id("Order", yen)},
     )
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

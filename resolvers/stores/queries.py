@@ -11,5 +11,5 @@ from resolvers.stores.types import Store
 class StoreQueries:
     @strawberry.field(description="Every store the caller may see, by name.")
     async def stores(self, info: Info) -> list[Store]:
-        rows = await queries.all_stores(info.context.engine, info.context.store_scope)
+        rows = await queries.all_stores(info.context.reader, info.context.store_scope)
         return [Store.from_row(row) for row in rows]
