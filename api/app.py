@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,14 +20,16 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from api.graphql_http import GraphQLHTTP, start_security
 from api.ingest import ingest_lifespan, ingest_routes
 from api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from api.oauth import oauth_routes
 from api.settings import Settings, load_settings
 from readmodel import migrations
 from readmodel.database import create_engine, create_read_engine, redacted
 from readmodel.hub import InProcessHub
 from resolvers.context import Context
-from resolvers.schema import schema
+from resolvers.schema import schema as default_schema
 
 log = logging.getLogger("guestgraph.app")
 
@@ -48,7 +51,7 @@ class AppState:
 class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view with guestgraph's typed context."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, schema: strawberry.Schema) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.is_development else None,
@@ -91,8 +94,15 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "revision": current})
 
 
-def create_app(settings: Settings, *, database_url: str | None = None) -> Starlette:
-    """Build the app. ``database_url`` overrides settings (the CLI passes the embedded one)."""
+def create_app(
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    schema: strawberry.Schema | None = None,
+) -> Starlette:
+    """Build the app. ``database_url`` overrides settings (the CLI passes the embedded one);
+    ``schema`` defaults to guestgraph's schema (tests pass their own)."""
+    schema = schema or default_schema
     url = database_url or settings.database_url
     if url is None:
         raise ValueError("create_app needs a database URL (the CLI starts the embedded one)")
@@ -125,22 +135,25 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
         log.info("database: %s (%s)", redacted(url), kind)
         log.info("broker: %s", hub.description)
         log.info("mode: %s", settings.mode.value)
+        security = await start_security(app, settings, engine)  # auth: api/graphql_http.py
         try:
             async with ingest_lifespan(app):  # --- ingest: background fetcher ---
                 yield
         finally:
+            await security.aclose()
             await hub.stop()
             await engine.dispose()
             await read_engine.dispose()
 
-    graphql = GraphQLApp(settings)
+    graphql = GraphQLApp(settings, schema)
     # Each feature adds its routes here, one line each.
     routes: list[Any] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", GraphQLHTTP(schema, settings)),  # auth: api/graphql_http.py
         WebSocketRoute("/graphql", graphql),
+        *oauth_routes(),
         *ingest_routes(),  # --- ingest: webhooks and POST /ingest/events ---
     ]
     metrics = Metrics()

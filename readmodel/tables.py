@@ -538,7 +538,21 @@ api_clients = Table(
     Column("rate_limit", Text),
     Column("revoked_at", DateTime(timezone=True)),
     _created_at(),
+    # true: the client may only run operations registered in trusted_documents for it
+    Column("trusted_documents_only", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint(_one_of("role", [r.value for r in Role]), name="role"),
+)
+
+# A client's allow-list of operations (sha256 of the document text → the document).
+trusted_documents = Table(
+    "trusted_documents",
+    metadata,
+    Column("client_id", Text, ForeignKey("api_clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("name", Text),
+    _created_at(),
+    CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_hex"),
 )
 
 mutation_idempotency = Table(

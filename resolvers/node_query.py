@@ -11,6 +11,7 @@ from resolvers.customers.queries import customer_by_db_id
 from resolvers.interactions.types import Interaction
 from resolvers.node import Node, from_global_id
 from resolvers.orders.queries import order_by_db_id
+from resolvers.permissions import requires_any
 from resolvers.stores.types import MenuItem, Store
 
 
@@ -40,7 +41,10 @@ NODE_FETCHERS: dict[str, Callable[[Info, int], Awaitable[Node | None]]] = {
 
 @strawberry.type
 class NodeQueries:
-    @strawberry.field(description="Any object by its global id; null if unknown or not visible.")
+    @strawberry.field(
+        description="Any object by its global id; null if unknown or not visible.",
+        extensions=[requires_any("customers:read", "orders:read")],
+    )
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         decoded = from_global_id(id)
         if decoded is None:

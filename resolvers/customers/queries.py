@@ -14,6 +14,7 @@ from resolvers.enums import Source
 from resolvers.errors import UserInputError
 from resolvers.node import db_id_of
 from resolvers.pagination import Connection, build_connection, window_of
+from resolvers.permissions import requires
 
 CUSTOMER_CURSOR = "customers"
 MIN_SEARCH_LENGTH = 3
@@ -87,13 +88,17 @@ async def customer_by_db_id(info: Info, customer_id: int) -> Customer | None:
 class CustomerQueries:
     @strawberry.field(
         description="A customer by global id (a merged-away id answers with the survivor); "
-        "null if unknown or not visible."
+        "null if unknown or not visible.",
+        extensions=[requires("customers:read")],
     )
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         customer_id = db_id_of(id, "Customer")
         return None if customer_id is None else await customer_by_db_id(info, customer_id)
 
-    @strawberry.field(description="The customer a source record belongs to.")
+    @strawberry.field(
+        description="The customer a source record belongs to.",
+        extensions=[requires("customers:read")],
+    )
     async def customer_by_identity(
         self, info: Info, source: Source, external_id: str
     ) -> Customer | None:
@@ -106,7 +111,8 @@ class CustomerQueries:
 
     @strawberry.field(
         description="Customers with this email (case-insensitive) or phone (any format; "
-        "US numbers may omit +1), golden or from any source record."
+        "US numbers may omit +1), golden or from any source record.",
+        extensions=[requires("customers:read")],
     )
     async def find_customers(
         self, info: Info, email: str | None = None, phone: str | None = None
@@ -126,7 +132,10 @@ class CustomerQueries:
         unique = {row.id: row for row in rows if row is not None}
         return [Customer.from_row(row) for row in unique.values()]
 
-    @strawberry.field(description="Customers the caller may see, oldest first.")
+    @strawberry.field(
+        description="Customers the caller may see, oldest first.",
+        extensions=[requires("customers:read")],
+    )
     async def customers(
         self,
         info: Info,

@@ -30,6 +30,7 @@ from resolvers.orders.types import (
     order_window,
 )
 from resolvers.pagination import MAX_PAGE_SIZE, window_of
+from resolvers.permissions import hidden_from_partners, pii
 from resolvers.stores.types import MenuItem
 
 DEFAULT_CURRENCY = "USD"
@@ -44,9 +45,16 @@ class MarketingConsent:
 @strawberry.type(description="What the customer eats, avoids and likes, and marketing consent.")
 class Preferences:
     dietary: list[str] = strawberry.field(description="e.g. vegetarian, halal.")
-    allergens: list[str] = strawberry.field(description="e.g. peanuts, gluten.")
-    cuisines: list[str] = strawberry.field(description="Cuisines they like.")
-    marketing_consent: list[MarketingConsent]
+    # partners see dietary flags only: the rest is empty for them
+    allergens: list[str] = strawberry.field(
+        description="e.g. peanuts, gluten.", extensions=[hidden_from_partners(list)]
+    )
+    cuisines: list[str] = strawberry.field(
+        description="Cuisines they like.", extensions=[hidden_from_partners(list)]
+    )
+    marketing_consent: list[MarketingConsent] = strawberry.field(
+        extensions=[hidden_from_partners(list)]
+    )
 
 
 @strawberry.type(description="An item the customer orders often.")
@@ -133,8 +141,12 @@ class Customer(Node):
     display_name: str | None
     given_name: str | None
     family_name: str | None
-    email: str | None = strawberry.field(description="Masked unless the caller holds pii:read.")
-    phone: str | None = strawberry.field(description="E.164; masked unless pii:read.")
+    email: str | None = strawberry.field(
+        description="Masked unless the caller holds pii:read.", extensions=[pii("email")]
+    )
+    phone: str | None = strawberry.field(
+        description="E.164; masked unless pii:read.", extensions=[pii("phone")]
+    )
     created_at: datetime
     db_id: strawberry.Private[int]
     row: strawberry.Private[Any]

@@ -12,6 +12,7 @@ from resolvers.context import Info
 from resolvers.node import Node, to_global_id
 from resolvers.orders.types import Order
 from resolvers.pagination import Connection, build_connection
+from resolvers.permissions import hidden_from_partners
 
 INTERACTION_CURSOR = "interactions"
 INTERACTION_KEY_TYPES = (datetime, int)
@@ -22,8 +23,8 @@ class Interaction(Node):
     id: strawberry.ID
     channel: str = strawberry.field(description="PHONE, EMAIL, CHAT, IN_STORE, SOCIAL...")
     kind: str = strawberry.field(description="e.g. complaint, compliment, question, refund.")
-    subject: str | None
-    body: str | None
+    subject: str | None = strawberry.field(extensions=[hidden_from_partners()])
+    body: str | None = strawberry.field(extensions=[hidden_from_partners()])
     actor: str = strawberry.field(description="Who recorded it.")
     occurred_at: datetime
     order_id: strawberry.Private[int | None]

@@ -14,6 +14,7 @@ from resolvers.orders.types import (
     order_query,
     order_window,
 )
+from resolvers.permissions import requires
 
 MAX_EXTERNAL_ID_LENGTH = 255
 
@@ -25,12 +26,18 @@ async def order_by_db_id(info: Info, order_id: int) -> Order | None:
 
 @strawberry.type
 class OrderQueries:
-    @strawberry.field(description="An order by its global id; null if unknown or not visible.")
+    @strawberry.field(
+        description="An order by its global id; null if unknown or not visible.",
+        extensions=[requires("orders:read")],
+    )
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         order_id = db_id_of(id, "Order")
         return None if order_id is None else await order_by_db_id(info, order_id)
 
-    @strawberry.field(description="An order by its id in its source system.")
+    @strawberry.field(
+        description="An order by its id in its source system.",
+        extensions=[requires("orders:read")],
+    )
     async def order_by_external_id(
         self, info: Info, source: Source, external_id: str
     ) -> Order | None:
@@ -41,7 +48,10 @@ class OrderQueries:
         )
         return None if order_id is None else await order_by_db_id(info, order_id)
 
-    @strawberry.field(description="Every order the caller may see, newest first.")
+    @strawberry.field(
+        description="Every order the caller may see, newest first.",
+        extensions=[requires("orders:read")],
+    )
     async def orders(
         self,
         info: Info,
