@@ -168,9 +168,33 @@ class Result:
         return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else 0.0
 
 
+JWT_SECRET = "bench-secret-" + "x" * 40
+
+
+def bearer_token() -> str:
+    """A support user's token, as ``POST /oauth/token`` would issue it."""
+    import jwt
+
+    now = int(time.time())
+    claims = {
+        "sub": "bench",
+        "role": "support",
+        "scope": "customers:read pii:read orders:read",
+        "iss": "guestgraph",
+        "aud": "guestgraph",
+        "iat": now,
+        "exp": now + 3600,
+    }
+    return str(jwt.encode(claims, JWT_SECRET, algorithm="HS256"))
+
+
+TOKEN = bearer_token()
+
+
 def request_bytes(host: str, port: int, body: bytes) -> bytes:
     head = (
         f"POST /graphql HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {TOKEN}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -303,7 +327,15 @@ async def asyncpg_floor(url: str, ids: list[int], iterations: int = 1000) -> flo
 
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUESTGRAPH_")}
-    env.update({"GUESTGRAPH_DATABASE_URL": url, "GUESTGRAPH_LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "GUESTGRAPH_DATABASE_URL": url,
+            "GUESTGRAPH_LOG_LEVEL": "WARNING",
+            "GUESTGRAPH_JWT_SECRET": JWT_SECRET,
+            # the bench is one client asking as fast as it can: lift its rate limit
+            "GUESTGRAPH_RATE_LIMIT_CLIENT": "100000000/minute",
+        }
+    )
     return subprocess.Popen(
         [
             sys.executable,
