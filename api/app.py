@@ -17,11 +17,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from api.fanout import start_live_fanout
 from api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from api.settings import Settings, load_settings
+from api.websocket import LiveWebSocketApp
 from readmodel import migrations
 from readmodel.database import create_engine, redacted
-from readmodel.hub import InProcessHub
+from readmodel.hub import Hub
 from resolvers.context import Context
 from resolvers.schema import schema
 
@@ -37,7 +39,7 @@ class AppState:
     settings: Settings
     database_url: str
     engine: AsyncEngine
-    hub: InProcessHub
+    hub: Hub
     head_revision: str
 
 
@@ -96,8 +98,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
             pool_size=settings.db_pool_size,
             statement_timeout_ms=settings.statement_timeout_ms,
         )
-        hub = InProcessHub()
-        await hub.start()
+        hub = await start_live_fanout(settings, engine, url)  # live: notifier, relay, hub
         app.state.guestgraph = AppState(
             settings=settings,
             database_url=url,
@@ -124,7 +125,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/graphql", LiveWebSocketApp(settings)),  # live: subscriptions
     ]
     metrics = Metrics()
     app = Starlette(routes=routes, lifespan=lifespan)

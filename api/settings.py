@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     webhook_max_body_bytes: int = Field(default=2_097_152, ge=1024)
 
+    # --- live (subscriptions, hub, relay; docs/live.md) ---
+    live_poll_interval_ms: int = Field(default=250, ge=10, description="polling without Redis")
+    live_safety_poll_ms: int = Field(default=1000, ge=50, description="re-read when quiet")
+    live_queue_size: int = Field(default=1000, ge=1, description="events per subscriber")
+    ws_max_subscriptions: int = Field(default=20, ge=1, description="per connection")
+    ws_init_timeout_s: float = Field(default=10.0, gt=0, description="connection_init wait")
+    ws_keep_alive_s: float = Field(default=15.0, gt=0, description="server ping interval")
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:

@@ -13,13 +13,13 @@ from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
 from domain.viewer import ANONYMOUS, Viewer
-from readmodel.hub import InProcessHub
+from readmodel.hub import Hub
 
 
 @dataclass
 class Context:
     engine: AsyncEngine
-    hub: InProcessHub
+    hub: Hub
     request: Request | WebSocket | None = None
     response: Response | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers.live.subscriptions import LiveSubscriptions
 from resolvers.stores.queries import StoreQueries
 
 
@@ -13,9 +14,15 @@ class Query(StoreQueries):
     pass
 
 
+@strawberry.type
+class Subscription(LiveSubscriptions):
+    pass
+
+
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
     )
 
