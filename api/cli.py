@@ -117,5 +117,11 @@ def export_schema_command() -> None:
     sys.stdout.write(export_schema())
 
 
+# --- identity ---
+from api.cli_identity import app as identity_app  # noqa: E402 (after app: it is a sub-app)
+
+app.add_typer(identity_app, name="identity")
+
+
 def main() -> None:
     app()

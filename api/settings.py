@@ -10,6 +10,13 @@ import platformdirs
 from pydantic import AnyHttpUrl, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.matching import MatchPolicy  # identity
+from domain.normalize import (  # identity
+    DEFAULT_BLOCKED_EMAIL_LOCAL_PARTS,
+    DEFAULT_BLOCKED_EMAILS,
+    phone_key,
+)
+
 ENV_PREFIX = "GUESTGRAPH_"
 
 
@@ -110,6 +117,39 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.mode is Mode.DEVELOPMENT
+
+    # --- identity ---
+    # An identifier held by more than this many distinct customers is shared: it matches
+    # no one on its own (households, offices, staff cards). See docs/identity.md.
+    identity_phone_max_customers: int = Field(default=3, ge=1)
+    identity_email_max_customers: int = Field(default=2, ge=1)
+    identity_loyalty_max_customers: int = Field(default=2, ge=1)
+    # Comma-separated, added to the built-in lists: full addresses, or "local@" for a local
+    # part blocked at every domain; phone numbers in any format (parsed with the region).
+    identity_blocked_emails: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    identity_blocked_phones: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    identity_phone_region: str = Field(default="US", min_length=2, max_length=2)
+
+    @field_validator("identity_blocked_emails", "identity_blocked_phones", mode="before")
+    @classmethod
+    def _identity_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def match_policy(self) -> MatchPolicy:
+        """The identity-matching guardrails these settings describe."""
+        emails = {e.strip().lower() for e in self.identity_blocked_emails}
+        local_parts = {e.removesuffix("@") for e in emails if e.endswith("@")}
+        phones = {phone_key(p, self.identity_phone_region) for p in self.identity_blocked_phones}
+        return MatchPolicy(
+            phone_max_customers=self.identity_phone_max_customers,
+            email_max_customers=self.identity_email_max_customers,
+            loyalty_max_customers=self.identity_loyalty_max_customers,
+            blocked_emails=DEFAULT_BLOCKED_EMAILS | {e for e in emails if not e.endswith("@")},
+            blocked_email_local_parts=DEFAULT_BLOCKED_EMAIL_LOCAL_PARTS | local_parts,
+            blocked_phones=frozenset(p for p in phones if p is not None),
+        )
 
 
 class SettingsError(Exception):

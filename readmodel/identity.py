@@ -1,22 +1,128 @@
 """Identity resolution inside the ingestion transaction.
 
 Every source record (a Square customer, a HubSpot contact, a Toast guest...) is linked to
-exactly one golden customer. This module is the shell: it loads candidates, asks the pure
-decision in ``domain``, and writes the result (source record, identifiers, ledger).
+exactly one golden customer. This module is the shell: it locks the record's normalized
+keys, loads the candidate customers, asks the pure decision (``domain.matching.decide``)
+and writes the result: source record, identifiers, merges, golden fields by survivorship,
+and an append-only ledger entry (rule, evidence, actor, time) for every link, merge and
+split. See docs/identity.md.
+
+Change feed: every function here takes ``changes``. When the caller passes a list, the
+``Change`` rows are appended to it and the caller must hand them to
+``readmodel.changefeed.append_changes`` before commit (ingestion does, once per delivery,
+as late as possible). When ``changes`` is None they are appended to the feed right away.
+Topics: ``customer.updated`` (created, or golden fields changed), ``customer.merged``,
+``customer.split``, ``loyalty.changed`` (balances folded by a merge).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import BigInteger
 
-from domain.identity import CustomerRecord
-from domain.model import Source
-from readmodel.tables import customers, identity_ledger, source_records
+from domain.identity import (
+    CRM_SOURCES,
+    CustomerRecord,
+    GoldenProfile,
+    RecordFacts,
+    golden_profile,
+)
+from domain.matching import (
+    Candidate,
+    CreateNew,
+    LinkTo,
+    MatchPolicy,
+    RecordKeys,
+    Rule,
+    decide,
+    keys_of,
+)
+from domain.model import IdentifierKind, Source
+from domain.normalize import PersonName, phone_key
+from readmodel.changefeed import (
+    CUSTOMER_MERGED,
+    CUSTOMER_SPLIT,
+    CUSTOMER_UPDATED,
+    LOYALTY_CHANGED,
+    Change,
+    append_changes,
+)
+from readmodel.tables import (
+    customer_traits,
+    customers,
+    identifiers,
+    identity_ledger,
+    identity_separations,
+    interactions,
+    loyalty_accounts,
+    loyalty_ledger,
+    orders,
+    source_records,
+    stores,
+)
+from readmodel.traits import recompute_traits
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class IdentityError(Exception):
+    """An identity operation that cannot be done; carries the data, never an HTTP code."""
+
+
+class CustomerNotFound(IdentityError):
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"customer {customer_id} not found")
+        self.customer_id = customer_id
+
+
+class CannotMergeWithItself(IdentityError):
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"customer {customer_id} cannot be merged with itself")
+        self.customer_id = customer_id
+
+
+class CustomersSeparated(IdentityError):
+    """A person split these customers apart; merging them again needs ``force``."""
+
+    def __init__(self, customer_id: int, other_customer_id: int) -> None:
+        super().__init__(f"customers {customer_id} and {other_customer_id} were split apart")
+        self.customer_id = customer_id
+        self.other_customer_id = other_customer_id
+
+
+class IdentityNotFound(IdentityError):
+    def __init__(self, customer_id: int, source: Source, external_id: str) -> None:
+        super().__init__(f"customer {customer_id} has no identity {source.value}:{external_id}")
+        self.customer_id = customer_id
+        self.source = source
+        self.external_id = external_id
+
+
+class NothingToSplit(IdentityError):
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"no identities named to split from customer {customer_id}")
+        self.customer_id = customer_id
+
+
+class CannotSplitEveryIdentity(IdentityError):
+    """Splitting every identity away would leave an empty customer: nothing to separate."""
+
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"cannot split every identity away from customer {customer_id}")
+        self.customer_id = customer_id
+
+
+# --- results ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -27,13 +133,58 @@ class Linked:
     source_record_id: int
     created_customer: bool
     merged_customer_ids: tuple[int, ...] = ()
+    matched_by: str = Rule.SAME_SOURCE_RECORD.value
 
 
-def _display_name(record: CustomerRecord) -> str | None:
-    if record.display_name:
-        return record.display_name
-    parts = [p for p in (record.given_name, record.family_name) if p]
-    return " ".join(parts) or None
+@dataclass(frozen=True)
+class IdentityLink:
+    """One source record of a golden customer (``Customer.identities``)."""
+
+    source_record_id: int
+    customer_id: int
+    source: Source
+    external_id: str
+    matched_by: str
+    linked_at: datetime
+
+
+@dataclass(frozen=True)
+class IdentityEvent:
+    """One identity-ledger entry (``Customer.identityHistory``)."""
+
+    id: int
+    at: datetime
+    action: str  # create | link | merge | split
+    rule: str
+    evidence: dict[str, Any]
+    actor: str
+    customer_id: int
+    other_customer_id: int | None
+    source: Source | None
+    external_id: str | None
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+_BIGINT_ARRAY = ARRAY(BigInteger)
+
+
+async def _emit(
+    conn: AsyncConnection, changes: list[Change] | None, produced: Sequence[Change]
+) -> None:
+    if changes is not None:
+        changes.extend(produced)
+    elif produced:
+        await append_changes(conn, produced)
+
+
+def _updated(customer_id: int, reason: str) -> Change:
+    return Change(
+        CUSTOMER_UPDATED,
+        f"customer:{customer_id}",
+        {"customer_id": customer_id, "reason": reason},
+        customer_id=customer_id,
+    )
 
 
 def _attributes(record: CustomerRecord) -> dict[str, Any]:
@@ -41,40 +192,236 @@ def _attributes(record: CustomerRecord) -> dict[str, Any]:
         "given_name": record.given_name,
         "family_name": record.family_name,
         "display_name": record.display_name,
-        "email": record.email,
+        "email": record.email.strip() if record.email else record.email,
         "phone": record.phone,
         "loyalty_id": record.loyalty_id,
+        "email_verified": record.email_verified,
+        "phone_verified": record.phone_verified,
+        "default_region": record.default_region,
         **dict(record.attributes),
     }
 
 
+def _lock_id(key: str) -> int:
+    """A stable signed 64-bit advisory-lock id for a normalized key."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8, person=b"gg-identity").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_LOCK_KEYS = text(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(:keys) AS k ORDER BY k) AS s"
+).bindparams(bindparam("keys", type_=_BIGINT_ARRAY))
+
+
+async def _lock_keys(conn: AsyncConnection, keys: RecordKeys) -> None:
+    """Serialize every transaction touching one of these keys until commit. Locks are taken
+    in sorted order so two transactions never wait on each other in a cycle."""
+    names = [f"src:{keys.source}:{keys.external_id}"]
+    names += [f"{kind.value}:{value}" for kind, value in keys.identifiers()]
+    await conn.execute(_LOCK_KEYS, {"keys": sorted({_lock_id(n) for n in names})})
+
+
+async def _store_phones(conn: AsyncConnection) -> frozenset[str]:
+    """The stores' own numbers (E.164): staff type them in for walk-ins; never a match key."""
+    rows = await conn.execute(
+        select(stores.c.phone, stores.c.country).where(stores.c.phone.is_not(None))
+    )
+    return frozenset(p for r in rows if (p := phone_key(r.phone, r.country)) is not None)
+
+
+async def canonical_customer_ids(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, int]:
+    """Each known id mapped to its surviving customer (itself unless merged); unknown ids
+    are absent. Merges re-point older merges, so a chain is one step; the query follows
+    longer ones anyway."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        text(
+            """
+            WITH RECURSIVE chain(start, id, merged_into, depth) AS (
+                SELECT id, id, merged_into, 0 FROM customers WHERE id = ANY(:ids)
+                UNION ALL
+                SELECT chain.start, c.id, c.merged_into, chain.depth + 1
+                FROM chain JOIN customers c ON c.id = chain.merged_into
+                WHERE chain.depth < 32
+            )
+            SELECT start, id FROM chain WHERE merged_into IS NULL
+            """
+        ).bindparams(bindparam("ids", type_=_BIGINT_ARRAY)),
+        {"ids": wanted},
+    )
+    return {int(r.start): int(r.id) for r in rows}
+
+
 async def canonical_customer_id(conn: AsyncConnection, customer_id: int) -> int | None:
     """Follow ``merged_into`` to the surviving customer; None if there is no such customer."""
-    current: int | None = customer_id
-    for _ in range(32):  # merge chains are short; the bound guards against a cycle
-        row = (
-            await conn.execute(select(customers.c.merged_into).where(customers.c.id == current))
-        ).first()
-        if row is None:
-            return None
-        if row.merged_into is None:
-            return current
-        current = row.merged_into
-    raise RuntimeError(f"merge chain from customer {customer_id} does not end")
+    return (await canonical_customer_ids(conn, [customer_id])).get(customer_id)
+
+
+async def _lock_customers(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, int | None]:
+    """Row-lock customers in id order; return each one's ``merged_into``."""
+    rows = await conn.execute(
+        select(customers.c.id, customers.c.merged_into)
+        .where(customers.c.id.in_(sorted(set(ids))))
+        .order_by(customers.c.id)
+        .with_for_update()
+    )
+    return {int(r.id): r.merged_into for r in rows}
+
+
+async def _ledger(
+    conn: AsyncConnection,
+    *,
+    action: str,
+    customer_id: int,
+    rule: str,
+    evidence: dict[str, Any],
+    actor: str,
+    other_customer_id: int | None = None,
+    source_record_id: int | None = None,
+) -> None:
+    await conn.execute(
+        insert(identity_ledger).values(
+            action=action,
+            customer_id=customer_id,
+            other_customer_id=other_customer_id,
+            source_record_id=source_record_id,
+            rule=rule,
+            evidence=evidence,
+            actor=actor,
+        )
+    )
+
+
+# --- candidates ---------------------------------------------------------------------------
+
+
+async def _candidates(
+    conn: AsyncConnection, keys: RecordKeys, record_id: int | None
+) -> tuple[list[Candidate], dict[tuple[IdentifierKind, str], int]]:
+    """The customers holding one of the record's keys (or the record itself), locked, with
+    everything ``decide`` needs; and how many distinct customers hold each key."""
+    wanted = [(kind.value, value) for kind, value in keys.identifiers()]
+    for _ in range(8):  # a concurrent merge moved a candidate: look again
+        holders: dict[tuple[IdentifierKind, str], set[int]] = defaultdict(set)
+        if wanted:
+            rows = await conn.execute(
+                select(identifiers.c.customer_id, identifiers.c.kind, identifiers.c.value).where(
+                    tuple_(identifiers.c.kind, identifiers.c.value).in_(wanted)
+                )
+            )
+            for r in rows:
+                holders[(IdentifierKind(r.kind), r.value)].add(int(r.customer_id))
+        owner: int | None = None
+        if record_id is not None:
+            owner = await conn.scalar(
+                select(source_records.c.customer_id).where(source_records.c.id == record_id)
+            )
+        ids = set().union(*holders.values()) | ({owner} if owner is not None else set())
+        merged = await _lock_customers(conn, ids)
+        if all(merged.get(i) is None for i in ids):
+            break
+    else:  # pragma: no cover - needs eight concurrent merges of the same customers
+        raise RuntimeError("candidate customers kept moving")
+    counts = {key: len(owners) for key, owners in holders.items()}
+    if not ids:
+        return [], counts
+    return await _describe(conn, ids, owner=owner, record_id=record_id), counts
+
+
+async def _describe(
+    conn: AsyncConnection, ids: set[int], *, owner: int | None, record_id: int | None
+) -> list[Candidate]:
+    id_list = sorted(ids)
+    known: dict[int, dict[IdentifierKind, set[str]]] = {i: defaultdict(set) for i in id_list}
+    for r in await conn.execute(
+        select(identifiers.c.customer_id, identifiers.c.kind, identifiers.c.value).where(
+            identifiers.c.customer_id.in_(id_list)
+        )
+    ):
+        known[int(r.customer_id)][IdentifierKind(r.kind)].add(r.value)
+    names: dict[int, set[PersonName]] = defaultdict(set)
+    record_owner: dict[int, int] = {}
+    for n in await conn.execute(
+        select(
+            source_records.c.id,
+            source_records.c.customer_id,
+            source_records.c.attributes["given_name"].astext.label("given"),
+            source_records.c.attributes["family_name"].astext.label("family"),
+            source_records.c.attributes["display_name"].astext.label("display"),
+        ).where(source_records.c.customer_id.in_(id_list))
+    ):
+        record_owner[int(n.id)] = int(n.customer_id)
+        name = PersonName.of(n.given, n.family, n.display)
+        if name.given or name.family:
+            names[int(n.customer_id)].add(name)
+    separated: dict[int, set[int]] = defaultdict(set)
+    from_record: set[int] = set()
+    pairs = await conn.execute(
+        select(
+            identity_separations.c.source_record_a, identity_separations.c.source_record_b
+        ).where(
+            identity_separations.c.source_record_a.in_(list(record_owner))
+            | identity_separations.c.source_record_b.in_(list(record_owner))
+        )
+    )
+    for a, b in pairs:
+        ca, cb = record_owner.get(a), record_owner.get(b)
+        if record_id in (a, b):
+            other = cb if a == record_id else ca
+            if other is not None:
+                from_record.add(other)
+        if ca is not None and cb is not None and ca != cb:
+            separated[ca].add(cb)
+            separated[cb].add(ca)
+    return [
+        Candidate(
+            customer_id=i,
+            owns_record=i == owner,
+            emails=frozenset(known[i][IdentifierKind.EMAIL]),
+            email_secondaries=frozenset(known[i][IdentifierKind.EMAIL_SECONDARY]),
+            phones=frozenset(known[i][IdentifierKind.PHONE]),
+            loyalty_ids=frozenset(known[i][IdentifierKind.LOYALTY_ID]),
+            names=frozenset(names[i]),
+            separated_from=frozenset(separated[i]),
+            separated_from_record=i in from_record and i != owner,
+        )
+        for i in id_list
+    ]
+
+
+# --- linking ------------------------------------------------------------------------------
 
 
 async def link_record(
-    conn: AsyncConnection, record: CustomerRecord, *, actor: str = "ingest"
+    conn: AsyncConnection,
+    record: CustomerRecord,
+    *,
+    actor: str = "ingest",
+    policy: MatchPolicy | None = None,
+    changes: list[Change] | None = None,
 ) -> Linked:
-    """Link ``record`` to its golden customer, creating one when nothing matches.
+    """Link ``record`` to its golden customer, creating one when nothing matches and merging
+    customers the record ties together. Runs in the caller's transaction.
 
-    Runs in the caller's transaction. Same source + external id always lands on the same
-    customer (following merges).
+    The same source + external id always lands on the same customer (following merges).
+    An update older than the stored ``version`` changes nothing. Concurrent calls about the
+    same person serialize on advisory locks of the normalized keys, so they produce one
+    customer. See the module docstring for ``changes``.
     """
+    policy = policy or MatchPolicy()
+    keys = keys_of(record, policy, await _store_phones(conn))
+    await _lock_keys(conn, keys)
+    attributes = _attributes(record)
     existing = (
         await conn.execute(
             select(
-                source_records.c.id, source_records.c.customer_id, source_records.c.source_version
+                source_records.c.id,
+                source_records.c.customer_id,
+                source_records.c.source_version,
+                source_records.c.attributes,
+                source_records.c.matched_by,
             )
             .where(source_records.c.source == record.source.value)
             .where(source_records.c.external_id == record.external_id)
@@ -82,73 +429,425 @@ async def link_record(
         )
     ).first()
     if existing is not None:
-        customer_id = (
-            await canonical_customer_id(conn, existing.customer_id) or existing.customer_id
+        stale = (
+            record.version is not None
+            and existing.source_version is not None
+            and record.version < existing.source_version
         )
-        is_newer = (
-            record.version is None
-            or existing.source_version is None
-            or record.version >= existing.source_version
-        )
-        if is_newer:
-            await conn.execute(
-                update(source_records)
-                .where(source_records.c.id == existing.id)
-                .values(
-                    attributes=_attributes(record),
-                    source_version=record.version,
-                    source_updated_at=record.observed_at,
-                    customer_id=customer_id,
+        if stale or existing.attributes == attributes:
+            if not stale and record.version is not None:
+                await conn.execute(
+                    update(source_records)
+                    .where(source_records.c.id == existing.id)
+                    .values(source_version=record.version)
                 )
-            )
-        return Linked(customer_id, existing.id, created_customer=False)
+            return Linked(int(existing.customer_id), int(existing.id), created_customer=False)
 
-    customer_id = (
-        await conn.execute(
-            insert(customers)
-            .values(
-                given_name=record.given_name,
-                family_name=record.family_name,
-                display_name=_display_name(record),
-                email=record.email.strip() if record.email else None,
-                email_normalized=record.email.strip().lower() if record.email else None,
-            )
-            .returning(customers.c.id)
+    record_id = int(existing.id) if existing is not None else None
+    candidates, counts = await _candidates(conn, keys, record_id)
+    decision = decide(keys, candidates, policy, counts)
+    produced: list[Change] = []
+    created = False
+    merged: tuple[int, ...] = ()
+    via = {"source": record.source.value, "external_id": record.external_id}
+    if isinstance(decision, CreateNew):
+        customer_id = int(
+            (await conn.execute(insert(customers).values().returning(customers.c.id))).scalar_one()
         )
-    ).scalar_one()
-    source_record_id = (
-        await conn.execute(
-            insert(source_records)
-            .values(
-                source=record.source.value,
-                external_id=record.external_id,
-                customer_id=customer_id,
-                matched_by="new",
-                evidence={},
-                attributes=_attributes(record),
-                source_version=record.version,
-                source_updated_at=record.observed_at,
+        created = True
+    elif isinstance(decision, LinkTo):
+        customer_id = decision.customer_id
+    else:
+        customer_id = decision.survivor
+        rules = {m.customer_id: m for m in decision.matches}
+        for other in decision.others:
+            match = rules[other]
+            await _merge_into(
+                conn,
+                customer_id,
+                other,
+                rule=match.rule.value,
+                evidence={**match.evidence, "via": via},
+                actor=actor,
+                produced=produced,
             )
-            .returning(source_records.c.id)
+        merged = decision.others
+
+    if existing is None:
+        source_record_id = int(
+            (
+                await conn.execute(
+                    insert(source_records)
+                    .values(
+                        source=record.source.value,
+                        external_id=record.external_id,
+                        customer_id=customer_id,
+                        matched_by=decision.rule.value,
+                        evidence=decision.evidence,
+                        attributes=attributes,
+                        source_version=record.version,
+                        source_updated_at=record.observed_at,
+                    )
+                    .returning(source_records.c.id)
+                )
+            ).scalar_one()
         )
-    ).scalar_one()
-    await conn.execute(
-        insert(identity_ledger).values(
-            action="create",
+        await _ledger(
+            conn,
+            action="create" if created else "link",
             customer_id=customer_id,
             source_record_id=source_record_id,
-            rule="new",
-            evidence={"source": record.source.value, "external_id": record.external_id},
+            rule=decision.rule.value,
+            evidence={**decision.evidence, **via},
             actor=actor,
         )
+    else:
+        source_record_id = int(existing.id)
+        await conn.execute(
+            update(source_records)
+            .where(source_records.c.id == source_record_id)
+            .values(
+                customer_id=customer_id,
+                attributes=attributes,
+                source_version=record.version,
+                source_updated_at=record.observed_at,
+                updated_at=func.now(),
+            )
+        )
+    await _replace_identifiers(conn, source_record_id, customer_id, keys, record)
+    changed = await _refresh_golden(conn, [customer_id])
+    if merged:
+        await recompute_traits(conn, [customer_id])
+    if created or changed:
+        produced.append(_updated(customer_id, "created" if created else "profile"))
+    await _emit(conn, changes, produced)
+    matched_by = Rule.SAME_SOURCE_RECORD.value if existing is not None else decision.rule.value
+    return Linked(customer_id, source_record_id, created, merged, matched_by)
+
+
+async def _replace_identifiers(
+    conn: AsyncConnection,
+    source_record_id: int,
+    customer_id: int,
+    keys: RecordKeys,
+    record: CustomerRecord,
+) -> None:
+    await conn.execute(
+        delete(identifiers).where(identifiers.c.source_record_id == source_record_id)
     )
-    return Linked(customer_id, source_record_id, created_customer=True)
+    verified = {
+        IdentifierKind.EMAIL: record.email_verified,
+        IdentifierKind.EMAIL_SECONDARY: False,
+        IdentifierKind.PHONE: record.phone_verified,
+        IdentifierKind.LOYALTY_ID: False,
+    }
+    rows = [
+        {
+            "customer_id": customer_id,
+            "source_record_id": source_record_id,
+            "kind": kind.value,
+            "value": value,
+            "verified": verified[kind],
+        }
+        for kind, value in keys.identifiers()
+    ]
+    if rows:
+        await conn.execute(insert(identifiers), rows)
 
 
-class CustomerNotFound(Exception):
-    def __init__(self, customer_id: int) -> None:
-        super().__init__(f"customer {customer_id} not found")
-        self.customer_id = customer_id
+# --- golden fields ------------------------------------------------------------------------
+
+
+async def _refresh_golden(conn: AsyncConnection, customer_ids: Sequence[int]) -> set[int]:
+    """Recompute the golden fields of ``customer_ids`` by survivorship; return the ids
+    whose fields changed."""
+    ids = sorted(set(customer_ids))
+    facts: dict[int, list[RecordFacts]] = defaultdict(list)
+    keys: dict[int, dict[str, tuple[str, bool]]] = defaultdict(dict)
+    for r in await conn.execute(
+        select(
+            identifiers.c.source_record_id,
+            identifiers.c.kind,
+            identifiers.c.value,
+            identifiers.c.verified,
+        ).where(
+            identifiers.c.customer_id.in_(ids),
+            identifiers.c.kind.in_([IdentifierKind.EMAIL.value, IdentifierKind.PHONE.value]),
+        )
+    ):
+        keys[int(r.source_record_id)][r.kind] = (r.value, bool(r.verified))
+    for sr in await conn.execute(
+        select(
+            source_records.c.id,
+            source_records.c.customer_id,
+            source_records.c.source,
+            source_records.c.attributes,
+            source_records.c.deleted_at,
+            func.coalesce(source_records.c.source_updated_at, source_records.c.updated_at).label(
+                "updated_at"
+            ),
+        ).where(source_records.c.customer_id.in_(ids))
+    ):
+        a = sr.attributes
+        email = keys[int(sr.id)].get(IdentifierKind.EMAIL.value)
+        phone = keys[int(sr.id)].get(IdentifierKind.PHONE.value)
+        facts[int(sr.customer_id)].append(
+            RecordFacts(
+                source_record_id=int(sr.id),
+                source=Source(sr.source),
+                updated_at=sr.updated_at,
+                given_name=a.get("given_name"),
+                family_name=a.get("family_name"),
+                display_name=a.get("display_name"),
+                email=a.get("email"),
+                email_key=email[0] if email else None,
+                phone_key=phone[0] if phone else None,
+                email_verified=bool(email and email[1]),
+                phone_verified=bool(phone and phone[1]),
+            )
+        )
+    current = {
+        int(r.id): r
+        for r in await conn.execute(
+            select(
+                customers.c.id,
+                customers.c.given_name,
+                customers.c.family_name,
+                customers.c.display_name,
+                customers.c.email,
+                customers.c.email_normalized,
+                customers.c.phone,
+            ).where(customers.c.id.in_(ids))
+        )
+    }
+    changed: set[int] = set()
+    for customer_id in ids:
+        profile = golden_profile(facts[customer_id])
+        values = _golden_values(profile)
+        row = current.get(customer_id)
+        if row is not None and all(getattr(row, k) == v for k, v in values.items()):
+            continue
+        await conn.execute(
+            update(customers)
+            .where(customers.c.id == customer_id)
+            .values(**values, survivorship=profile.chosen_from, updated_at=func.now())
+        )
+        changed.add(customer_id)
+    return changed
+
+
+def _golden_values(profile: GoldenProfile) -> dict[str, str | None]:
+    return {
+        "given_name": profile.given_name,
+        "family_name": profile.family_name,
+        "display_name": profile.display_name,
+        "email": profile.email,
+        "email_normalized": profile.email_normalized,
+        "phone": profile.phone,
+    }
+
+
+# --- merging ------------------------------------------------------------------------------
+
+
+async def _merge_into(
+    conn: AsyncConnection,
+    survivor: int,
+    loser: int,
+    *,
+    rule: str,
+    evidence: dict[str, Any],
+    actor: str,
+    produced: list[Change],
+) -> None:
+    """Move everything of ``loser`` to ``survivor`` (both rows already locked)."""
+    moves = {"s": survivor, "l": loser}
+    for table in (source_records, identifiers, orders, interactions):
+        await conn.execute(
+            update(table).where(table.c.customer_id == loser).values(customer_id=survivor)
+        )
+    await _merge_loyalty(conn, survivor, loser, produced)
+    await conn.execute(text(_MERGE_PREFERENCES), moves)
+    for statement in _MERGE_CONSENTS:
+        await conn.execute(text(statement), {**moves, "crm": sorted(s.value for s in CRM_SOURCES)})
+    await conn.execute(delete(customer_traits).where(customer_traits.c.customer_id == loser))
+    await conn.execute(
+        update(customers).where(customers.c.merged_into == loser).values(merged_into=survivor)
+    )
+    await conn.execute(
+        update(customers)
+        .where(customers.c.id == loser)
+        .values(merged_into=survivor, merged_at=func.now(), updated_at=func.now())
+    )
+    await _ledger(
+        conn,
+        action="merge",
+        customer_id=survivor,
+        other_customer_id=loser,
+        rule=rule,
+        evidence=evidence,
+        actor=actor,
+    )
+    produced.append(
+        Change(
+            CUSTOMER_MERGED,
+            f"customer:{survivor}",
+            {"survivor_id": survivor, "merged_id": loser, "rule": rule},
+            customer_id=survivor,
+        )
+    )
+
+
+_MERGE_PREFERENCES = """
+WITH gone AS (DELETE FROM preferences WHERE customer_id = :l RETURNING *)
+INSERT INTO preferences AS p (customer_id, dietary, allergens, cuisines, source_record_id,
+                              updated_at)
+SELECT :s, dietary, allergens, cuisines, source_record_id, updated_at FROM gone
+ON CONFLICT (customer_id) DO UPDATE SET
+    dietary = ARRAY(SELECT DISTINCT unnest(p.dietary || excluded.dietary) ORDER BY 1),
+    allergens = ARRAY(SELECT DISTINCT unnest(p.allergens || excluded.allergens) ORDER BY 1),
+    cuisines = ARRAY(SELECT DISTINCT unnest(p.cuisines || excluded.cuisines) ORDER BY 1),
+    updated_at = greatest(p.updated_at, excluded.updated_at)
+"""
+
+# Per channel: a CRM's word wins over a POS's; between equals, the newer one.
+_MERGE_CONSENTS = (
+    """
+    UPDATE marketing_consents s
+    SET granted = l.granted, source = l.source, source_record_id = l.source_record_id,
+        recorded_at = l.recorded_at, updated_at = now()
+    FROM marketing_consents l
+    WHERE s.customer_id = :s AND l.customer_id = :l AND s.channel = l.channel
+      AND ((l.source = ANY(:crm))::int, l.recorded_at)
+          > ((s.source = ANY(:crm))::int, s.recorded_at)
+    """,
+    """
+    INSERT INTO marketing_consents (customer_id, channel, granted, source, source_record_id,
+                                    recorded_at, updated_at)
+    SELECT :s, channel, granted, source, source_record_id, recorded_at, updated_at
+    FROM marketing_consents WHERE customer_id = :l
+    ON CONFLICT (customer_id, channel) DO NOTHING
+    """,
+    "DELETE FROM marketing_consents WHERE customer_id = :l",
+)
+
+
+async def _merge_loyalty(
+    conn: AsyncConnection, survivor: int, loser: int, produced: list[Change]
+) -> None:
+    """The loser's accounts move to the survivor. Where both have an account in the same
+    program, the loser's ledger entries move into the survivor's (oldest) account and its
+    balance and lifetime points are added there, so one account per program shows the
+    combined history; the emptied account stays (the source still knows it)."""
+    accounts = (
+        await conn.execute(
+            select(
+                loyalty_accounts.c.id,
+                loyalty_accounts.c.customer_id,
+                loyalty_accounts.c.program,
+                loyalty_accounts.c.balance,
+                loyalty_accounts.c.lifetime_points,
+            )
+            .where(loyalty_accounts.c.customer_id.in_([survivor, loser]))
+            .order_by(loyalty_accounts.c.id)
+            .with_for_update()
+        )
+    ).all()
+    primary: dict[str, int] = {}
+    for a in accounts:
+        if a.customer_id == survivor:
+            primary.setdefault(a.program, int(a.id))
+    for a in accounts:
+        target = primary.get(a.program)
+        if a.customer_id != loser or target is None:
+            continue
+        await conn.execute(
+            update(loyalty_ledger)
+            .where(loyalty_ledger.c.account_id == a.id)
+            .values(account_id=target)
+        )
+        await conn.execute(
+            update(loyalty_accounts)
+            .where(loyalty_accounts.c.id == target)
+            .values(
+                balance=loyalty_accounts.c.balance + a.balance,
+                lifetime_points=loyalty_accounts.c.lifetime_points + a.lifetime_points,
+                updated_at=func.now(),
+            )
+        )
+        await conn.execute(
+            update(loyalty_accounts)
+            .where(loyalty_accounts.c.id == a.id)
+            .values(balance=0, lifetime_points=0, updated_at=func.now())
+        )
+        produced.append(
+            Change(
+                LOYALTY_CHANGED,
+                f"loyalty:{target}",
+                {"account_id": target, "merged_account_id": int(a.id), "reason": "merge"},
+                customer_id=survivor,
+            )
+        )
+    await conn.execute(
+        update(loyalty_accounts)
+        .where(loyalty_accounts.c.customer_id == loser)
+        .values(customer_id=survivor)
+    )
+
+
+async def _separated(conn: AsyncConnection, a: int, b: int) -> bool:
+    rows = await conn.execute(
+        text(
+            """
+            SELECT 1 FROM identity_separations s
+            JOIN source_records ra ON ra.id = s.source_record_a
+            JOIN source_records rb ON rb.id = s.source_record_b
+            WHERE (ra.customer_id = :a AND rb.customer_id = :b)
+               OR (ra.customer_id = :b AND rb.customer_id = :a)
+            LIMIT 1
+            """
+        ),
+        {"a": a, "b": b},
+    )
+    return rows.first() is not None
+
+
+async def _forget_separation(conn: AsyncConnection, a: int, b: int) -> None:
+    await conn.execute(
+        text(
+            """
+            DELETE FROM identity_separations s
+            USING source_records ra, source_records rb
+            WHERE ra.id = s.source_record_a AND rb.id = s.source_record_b
+              AND ((ra.customer_id = :a AND rb.customer_id = :b)
+                   OR (ra.customer_id = :b AND rb.customer_id = :a))
+            """
+        ),
+        {"a": a, "b": b},
+    )
+
+
+async def _merge_pair(
+    conn: AsyncConnection,
+    a: int,
+    b: int,
+    *,
+    actor: str,
+    rule: str,
+    evidence: dict[str, Any],
+    force: bool,
+    produced: list[Change],
+) -> int:
+    """Merge two canonical, distinct, locked customers: the older (smaller id) survives."""
+    survivor, loser = min(a, b), max(a, b)
+    if await _separated(conn, survivor, loser):
+        if not force:
+            raise CustomersSeparated(survivor, loser)
+        await _forget_separation(conn, survivor, loser)
+    await _merge_into(
+        conn, survivor, loser, rule=rule, evidence=evidence, actor=actor, produced=produced
+    )
+    return survivor
 
 
 async def merge_customers(
@@ -157,25 +856,52 @@ async def merge_customers(
     merged_id: int,
     *,
     actor: str,
-    rule: str = "manual",
+    rule: str = Rule.MANUAL.value,
     evidence: dict[str, Any] | None = None,
+    force: bool = False,
+    changes: list[Change] | None = None,
 ) -> int:
     """Merge two golden customers in the caller's transaction; return the survivor's id.
 
-    The older customer survives. Raises CustomerNotFound.
+    The older customer survives whichever order the ids come in; ids of already merged
+    customers resolve to their survivors. Orders, loyalty, interactions, preferences,
+    consents, identifiers and source records move over; golden fields and traits are
+    recomputed. Raises CustomerNotFound, CannotMergeWithItself, and CustomersSeparated when
+    a split separated them (``force=True`` merges anyway and forgets the separation).
     """
-    raise NotImplementedError("identity resolution (issue 4) implements merging")
+    canonical = await canonical_customer_ids(conn, [survivor_id, merged_id])
+    for given in (survivor_id, merged_id):
+        if given not in canonical:
+            raise CustomerNotFound(given)
+    a, b = canonical[survivor_id], canonical[merged_id]
+    if a == b:
+        raise CannotMergeWithItself(a)
+    locked = await _lock_customers(conn, [a, b])
+    if any(locked.get(i) is not None for i in (a, b)):
+        # merged by someone else between our look-up and the lock: start over
+        return await merge_customers(
+            conn, a, b, actor=actor, rule=rule, evidence=evidence, force=force, changes=changes
+        )
+    produced: list[Change] = []
+    survivor = await _merge_pair(
+        conn,
+        a,
+        b,
+        actor=actor,
+        rule=rule,
+        evidence=evidence or {},
+        force=force,
+        produced=produced,
+    )
+    await _after_merge(conn, survivor, produced)
+    await _emit(conn, changes, produced)
+    return survivor
 
 
-async def split_customer(
-    conn: AsyncConnection,
-    customer_id: int,
-    identities: Sequence[tuple[Source, str]],
-    *,
-    actor: str,
-) -> int:
-    """Move the named source records to a new golden customer; return its id."""
-    raise NotImplementedError("identity resolution (issue 4) implements splitting")
+async def _after_merge(conn: AsyncConnection, survivor: int, produced: list[Change]) -> None:
+    if await _refresh_golden(conn, [survivor]):
+        produced.append(_updated(survivor, "profile"))
+    await recompute_traits(conn, [survivor])
 
 
 async def apply_source_merge(
@@ -185,10 +911,265 @@ async def apply_source_merge(
     loser_external_ids: Sequence[str],
     *,
     actor: str,
+    changes: list[Change] | None = None,
 ) -> int | None:
     """Honour a merge the source itself made (Square ``event_context.merge``, HubSpot
-    ``contact.merge``, Salesforce ``MasterRecordId``): the golden customers of the losing
-    records merge into the winner's. Returns the surviving customer id, or None when none
-    of the records is known yet. Runs in the caller's transaction.
+    ``contact.merge``, Salesforce ``MasterRecordId``): the golden customers of the winning
+    and losing records merge (the oldest survives). Returns the surviving customer id, or
+    None when none of the records is known yet. A source merge is new evidence from a
+    person, so it overrides an earlier split (recorded in the ledger). Link the winner's
+    record first when its data is at hand (Square sends it as ``customer.created``).
     """
-    raise NotImplementedError("identity resolution (issue 4) implements source merges")
+    external_ids = sorted({winner_external_id, *loser_external_ids})
+    rows = (
+        await conn.execute(
+            select(source_records.c.external_id, source_records.c.customer_id)
+            .where(source_records.c.source == source.value)
+            .where(source_records.c.external_id.in_(external_ids))
+        )
+    ).all()
+    if not rows:
+        return None
+    canonical = await canonical_customer_ids(conn, [int(r.customer_id) for r in rows])
+    ids = sorted(set(canonical.values()))
+    locked = await _lock_customers(conn, ids)
+    if any(v is not None for v in locked.values()):
+        return await apply_source_merge(
+            conn, source, winner_external_id, loser_external_ids, actor=actor, changes=changes
+        )
+    survivor = ids[0]
+    produced: list[Change] = []
+    evidence = {
+        "source": source.value,
+        "winner": winner_external_id,
+        "losers": sorted(set(loser_external_ids)),
+    }
+    for other in ids[1:]:
+        survivor = await _merge_pair(
+            conn,
+            survivor,
+            other,
+            actor=actor,
+            rule=Rule.SOURCE_MERGE.value,
+            evidence=evidence,
+            force=True,
+            produced=produced,
+        )
+    if len(ids) > 1:
+        await _after_merge(conn, survivor, produced)
+    await _emit(conn, changes, produced)
+    return survivor
+
+
+# --- splitting ----------------------------------------------------------------------------
+
+
+async def split_customer(
+    conn: AsyncConnection,
+    customer_id: int,
+    identities: Sequence[tuple[Source, str]],
+    *,
+    actor: str,
+    changes: list[Change] | None = None,
+) -> int:
+    """Move the named source records to a new golden customer; return its id.
+
+    Orders and interactions those records brought move with them, as do the consents they
+    gave; preferences they gave are copied (an allergy is safer kept twice). Every moved
+    record is remembered as separate from every remaining one, so the same evidence never
+    merges them again. Raises CustomerNotFound, NothingToSplit, IdentityNotFound and
+    CannotSplitEveryIdentity. Loyalty accounts stay with ``customer_id``: they are not
+    attributed to a source record.
+    """
+    current = await canonical_customer_id(conn, customer_id)
+    if current is None:
+        raise CustomerNotFound(customer_id)
+    locked = await _lock_customers(conn, [current])
+    if locked.get(current) is not None:
+        return await split_customer(conn, current, identities, actor=actor, changes=changes)
+    if not identities:
+        raise NothingToSplit(current)
+    records = {
+        (Source(r.source), r.external_id): int(r.id)
+        for r in await conn.execute(
+            select(source_records.c.id, source_records.c.source, source_records.c.external_id)
+            .where(source_records.c.customer_id == current)
+            .with_for_update()
+        )
+    }
+    moving: set[int] = set()
+    for source, external_id in identities:
+        found = records.get((source, external_id))
+        if found is None:
+            raise IdentityNotFound(current, source, external_id)
+        moving.add(found)
+    staying = set(records.values()) - moving
+    if not staying:
+        raise CannotSplitEveryIdentity(current)
+    new_id = int(
+        (await conn.execute(insert(customers).values().returning(customers.c.id))).scalar_one()
+    )
+    moved = sorted(moving)
+    await conn.execute(
+        update(source_records)
+        .where(source_records.c.id.in_(moved))
+        .values(customer_id=new_id, matched_by=Rule.SPLIT.value, linked_at=func.now())
+    )
+    for table in (identifiers, orders, interactions):
+        await conn.execute(
+            update(table)
+            .where(table.c.customer_id == current, table.c.source_record_id.in_(moved))
+            .values(customer_id=new_id)
+        )
+    params = {"old": current, "new": new_id, "moved": moved}
+    for statement in _SPLIT_PREFERENCES_AND_CONSENTS:
+        await conn.execute(
+            text(statement).bindparams(bindparam("moved", type_=_BIGINT_ARRAY)), params
+        )
+    await conn.execute(
+        pg_insert(identity_separations)
+        .values(
+            [
+                {
+                    "source_record_a": min(m, s),
+                    "source_record_b": max(m, s),
+                    "actor": actor,
+                }
+                for m in moved
+                for s in sorted(staying)
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
+    named = [f"{source.value}:{external_id}" for source, external_id in identities]
+    await _ledger(
+        conn,
+        action="split",
+        customer_id=current,
+        other_customer_id=new_id,
+        rule=Rule.SPLIT.value,
+        evidence={"identities": named},
+        actor=actor,
+    )
+    await _refresh_golden(conn, [current, new_id])
+    await recompute_traits(conn, [current, new_id])
+    produced = [
+        Change(
+            CUSTOMER_SPLIT,
+            f"customer:{current}",
+            {"customer_id": current, "new_customer_id": new_id, "identities": named},
+            customer_id=current,
+        ),
+        _updated(current, "split"),
+        _updated(new_id, "split"),
+    ]
+    await _emit(conn, changes, produced)
+    return new_id
+
+
+_SPLIT_PREFERENCES_AND_CONSENTS = (
+    """
+    INSERT INTO preferences (customer_id, dietary, allergens, cuisines, source_record_id,
+                             updated_at)
+    SELECT :new, dietary, allergens, cuisines, source_record_id, updated_at
+    FROM preferences WHERE customer_id = :old AND source_record_id = ANY(:moved)
+    """,
+    """
+    UPDATE marketing_consents SET customer_id = :new
+    WHERE customer_id = :old AND source_record_id = ANY(:moved)
+    """,
+)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def identities_by_customer_ids(
+    conn: AsyncConnection, customer_ids: Sequence[int]
+) -> dict[int, list[IdentityLink]]:
+    """Every source record of each customer, oldest link first (for a dataloader)."""
+    result: dict[int, list[IdentityLink]] = {int(i): [] for i in customer_ids}
+    rows = await conn.execute(
+        select(
+            source_records.c.id,
+            source_records.c.customer_id,
+            source_records.c.source,
+            source_records.c.external_id,
+            source_records.c.matched_by,
+            source_records.c.linked_at,
+        )
+        .where(source_records.c.customer_id.in_(list(result)))
+        .order_by(source_records.c.linked_at, source_records.c.id)
+    )
+    for r in rows:
+        result[int(r.customer_id)].append(
+            IdentityLink(
+                source_record_id=int(r.id),
+                customer_id=int(r.customer_id),
+                source=Source(r.source),
+                external_id=r.external_id,
+                matched_by=r.matched_by,
+                linked_at=r.linked_at,
+            )
+        )
+    return result
+
+
+async def identity_history_by_customer_ids(
+    conn: AsyncConnection, customer_ids: Sequence[int]
+) -> dict[int, list[IdentityEvent]]:
+    """The identity ledger of each customer, oldest first: its own entries, those of the
+    customers merged into it, the links of the source records it holds now, and the split
+    that created it (for a dataloader)."""
+    wanted = sorted({int(i) for i in customer_ids})
+    rows = await conn.execute(
+        text(
+            """
+            WITH family AS (
+                SELECT id AS owner, id AS member FROM customers WHERE id = ANY(:ids)
+                UNION
+                SELECT merged_into, id FROM customers WHERE merged_into = ANY(:ids)
+            )
+            , entries AS (
+                SELECT f.owner, l.id FROM family f
+                JOIN identity_ledger l ON l.customer_id = f.member
+                UNION
+                SELECT f.owner, l.id FROM family f
+                JOIN identity_ledger l ON l.other_customer_id = f.member
+                UNION
+                SELECT sr.customer_id, l.id FROM source_records sr
+                JOIN identity_ledger l ON l.source_record_id = sr.id
+                WHERE sr.customer_id = ANY(:ids)
+            )
+            SELECT e.owner, l.id, l.created_at, l.action, l.rule, l.evidence,
+                   l.actor, l.customer_id, l.other_customer_id, sr.source, sr.external_id
+            FROM entries e
+            JOIN identity_ledger l ON l.id = e.id
+            LEFT JOIN source_records sr ON sr.id = l.source_record_id
+            ORDER BY e.owner, l.id
+            """
+        ).bindparams(bindparam("ids", type_=_BIGINT_ARRAY)),
+        {"ids": wanted},
+    )
+    result: dict[int, list[IdentityEvent]] = {i: [] for i in wanted}
+    for r in rows:
+        result[int(r.owner)].append(
+            IdentityEvent(
+                id=int(r.id),
+                at=r.created_at,
+                action=r.action,
+                rule=r.rule,
+                evidence=r.evidence,
+                actor=r.actor,
+                customer_id=int(r.customer_id),
+                other_customer_id=r.other_customer_id,
+                source=Source(r.source) if r.source else None,
+                external_id=r.external_id,
+            )
+        )
+    return result
+
+
+async def identity_history(conn: AsyncConnection, customer_id: int) -> list[IdentityEvent]:
+    """The identity ledger of one customer (see ``identity_history_by_customer_ids``)."""
+    return (await identity_history_by_customer_ids(conn, [customer_id]))[customer_id]

@@ -1,0 +1,313 @@
+"""The matching decision: which golden customer is this source record? Pure, no I/O.
+
+Given the incoming record's keys and the golden customers found by those keys, ``decide``
+returns ``LinkTo`` (one customer), ``CreateNew`` (nobody matches) or ``Merge`` (the record
+ties several customers together), with the rule and the evidence. Rules, strongest first:
+
+1. same source record (source + external id: always exact);
+2. loyalty id;
+3. email (the normalized key);
+4. phone, with an agreeing name;
+5. secondary email key (Gmail dots/+tags...), with an agreeing name or the same phone.
+
+Guardrails (see ``MatchPolicy``): blocked values never reach ``decide`` (normalization drops
+them); an identifier held by more than N distinct customers is *shared* and matches no one;
+a non-email match is refused when emails and names both disagree (conflict); customers a
+person has separated (a split) never merge, and a record is never linked to a customer it
+was split from.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.identity import CustomerRecord
+from domain.model import IdentifierKind
+from domain.normalize import (
+    DEFAULT_BLOCKED_EMAIL_LOCAL_PARTS,
+    DEFAULT_BLOCKED_EMAILS,
+    PersonName,
+    email_key,
+    email_secondary_key,
+    is_blocked_email,
+    is_blocked_phone,
+    loyalty_key,
+    names_agree,
+    phone_key,
+)
+
+
+class Rule(enum.StrEnum):
+    """Why a source record belongs to a customer (``Identity.matchedBy``)."""
+
+    SAME_SOURCE_RECORD = "same_source_record"
+    LOYALTY_ID = "loyalty_id"
+    EMAIL = "email"
+    PHONE_AND_NAME = "phone_and_name"
+    SECONDARY_EMAIL = "secondary_email"
+    NEW = "new"
+    SOURCE_MERGE = "source_merge"
+    MANUAL = "manual"
+    SPLIT = "split"
+
+
+# Lower is stronger.
+RULE_PRIORITY: Mapping[Rule, int] = {
+    Rule.SAME_SOURCE_RECORD: 0,
+    Rule.LOYALTY_ID: 1,
+    Rule.EMAIL: 2,
+    Rule.PHONE_AND_NAME: 3,
+    Rule.SECONDARY_EMAIL: 4,
+}
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    """Guardrail settings (``GUESTGRAPH_IDENTITY_*``). ``*_max_customers``: an identifier
+    already attached to more than this many distinct customers is shared."""
+
+    phone_max_customers: int = 3
+    email_max_customers: int = 2
+    loyalty_max_customers: int = 2
+    blocked_emails: frozenset[str] = DEFAULT_BLOCKED_EMAILS
+    blocked_email_local_parts: frozenset[str] = DEFAULT_BLOCKED_EMAIL_LOCAL_PARTS
+    blocked_phones: frozenset[str] = frozenset()  # E.164 keys, e.g. the stores' own numbers
+
+    def max_customers(self, kind: IdentifierKind) -> int:
+        if kind is IdentifierKind.PHONE:
+            return self.phone_max_customers
+        if kind is IdentifierKind.LOYALTY_ID:
+            return self.loyalty_max_customers
+        return self.email_max_customers
+
+
+@dataclass(frozen=True)
+class RecordKeys:
+    """The normalized keys of one incoming source record (blocked values already None)."""
+
+    source: str
+    external_id: str
+    email: str | None = None
+    email_secondary: str | None = None
+    phone: str | None = None
+    loyalty_id: str | None = None
+    name: PersonName = field(default_factory=PersonName)
+
+    def identifiers(self) -> list[tuple[IdentifierKind, str]]:
+        pairs = [
+            (IdentifierKind.EMAIL, self.email),
+            (IdentifierKind.EMAIL_SECONDARY, self.email_secondary),
+            (IdentifierKind.PHONE, self.phone),
+            (IdentifierKind.LOYALTY_ID, self.loyalty_id),
+        ]
+        return [(kind, value) for kind, value in pairs if value is not None]
+
+
+def keys_of(
+    record: CustomerRecord, policy: MatchPolicy, extra_blocked_phones: frozenset[str] = frozenset()
+) -> RecordKeys:
+    """Normalize ``record``'s values into match keys; blocked and invalid values give None."""
+    email = email_key(record.email)
+    if email is not None and is_blocked_email(
+        email, policy.blocked_emails, policy.blocked_email_local_parts
+    ):
+        email = None
+    phone = phone_key(record.phone, record.default_region)
+    if phone is not None and is_blocked_phone(phone, policy.blocked_phones | extra_blocked_phones):
+        phone = None
+    return RecordKeys(
+        source=record.source.value,
+        external_id=record.external_id,
+        email=email,
+        email_secondary=email_secondary_key(email) if email else None,
+        phone=phone,
+        loyalty_id=loyalty_key(record.loyalty_id),
+        name=PersonName.of(record.given_name, record.family_name, record.display_name),
+    )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A golden customer found by one of the record's keys, with what it is known by."""
+
+    customer_id: int
+    owns_record: bool = False
+    emails: frozenset[str] = frozenset()
+    email_secondaries: frozenset[str] = frozenset()
+    phones: frozenset[str] = frozenset()
+    loyalty_ids: frozenset[str] = frozenset()
+    names: frozenset[PersonName] = frozenset()
+    # customers among the candidates this one must never merge with (a remembered split)
+    separated_from: frozenset[int] = frozenset()
+    # the incoming record itself was split away from this customer
+    separated_from_record: bool = False
+
+
+@dataclass(frozen=True)
+class Match:
+    customer_id: int
+    rule: Rule
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LinkTo:
+    customer_id: int
+    rule: Rule
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CreateNew:
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rule(self) -> Rule:
+        return Rule.NEW
+
+
+@dataclass(frozen=True)
+class Merge:
+    """The record ties several customers: ``others`` merge into ``survivor`` (the oldest),
+    and the record links to the survivor by ``rule``."""
+
+    survivor: int
+    others: tuple[int, ...]
+    rule: Rule
+    evidence: dict[str, Any]
+    matches: tuple[Match, ...]
+
+
+Decision = LinkTo | CreateNew | Merge
+
+
+def _names_verdict(record: RecordKeys, candidate: Candidate) -> bool | None:
+    """True if any of the candidate's names agrees; False if all known ones disagree."""
+    verdicts = [names_agree(record.name, name) for name in candidate.names]
+    if any(v is True for v in verdicts):
+        return True
+    if verdicts and all(v is False for v in verdicts):
+        return False
+    return None
+
+
+def _conflicts(record: RecordKeys, candidate: Candidate) -> bool:
+    """Strong keys disagree: both have emails, none shared, and the names disagree."""
+    emails_differ = (
+        record.email is not None
+        and bool(candidate.emails)
+        and record.email not in candidate.emails
+        and record.email_secondary not in candidate.email_secondaries
+    )
+    return emails_differ and _names_verdict(record, candidate) is False
+
+
+def _match(
+    record: RecordKeys,
+    candidate: Candidate,
+    shared: frozenset[tuple[IdentifierKind, str]],
+    refused: list[dict[str, Any]],
+) -> Match | None:
+    cid = candidate.customer_id
+    if candidate.owns_record:
+        return Match(cid, Rule.SAME_SOURCE_RECORD, {"source_record": True})
+    if candidate.separated_from_record:
+        refused.append({"customer_id": cid, "reason": "separated"})
+        return None
+
+    def usable(kind: IdentifierKind, value: str | None, held: frozenset[str]) -> bool:
+        if value is None or value not in held:
+            return False
+        if (kind, value) in shared:
+            refused.append({"customer_id": cid, "key": kind.value, "reason": "shared"})
+            return False
+        return True
+
+    conflict = _conflicts(record, candidate)
+    if usable(IdentifierKind.LOYALTY_ID, record.loyalty_id, candidate.loyalty_ids):
+        if not conflict:
+            return Match(cid, Rule.LOYALTY_ID, {"loyalty_id": record.loyalty_id})
+        refused.append({"customer_id": cid, "key": "loyalty_id", "reason": "conflict"})
+    if usable(IdentifierKind.EMAIL, record.email, candidate.emails):
+        return Match(cid, Rule.EMAIL, {"email": record.email})
+    names = _names_verdict(record, candidate)
+    phone_ok = usable(IdentifierKind.PHONE, record.phone, candidate.phones)
+    if phone_ok:
+        if names is True and not conflict:
+            return Match(cid, Rule.PHONE_AND_NAME, {"phone": record.phone, "name": True})
+        refused.append({"customer_id": cid, "key": "phone", "reason": "name does not agree"})
+    secondary = record.email_secondary
+    if usable(IdentifierKind.EMAIL_SECONDARY, secondary, candidate.email_secondaries):
+        if (names is True or phone_ok) and not conflict:
+            evidence: dict[str, Any] = {"email_secondary": secondary, "name": names is True}
+            if phone_ok:
+                evidence["phone"] = record.phone
+            return Match(cid, Rule.SECONDARY_EMAIL, evidence)
+        refused.append({"customer_id": cid, "key": "email_secondary", "reason": "unconfirmed"})
+    return None
+
+
+def shared_identifiers(
+    record: RecordKeys,
+    customers_per_key: Mapping[tuple[IdentifierKind, str], int],
+    policy: MatchPolicy,
+) -> frozenset[tuple[IdentifierKind, str]]:
+    """The record's keys already held by more distinct customers than the policy allows."""
+    return frozenset(
+        (kind, value)
+        for kind, value in record.identifiers()
+        if customers_per_key.get((kind, value), 0) > policy.max_customers(kind)
+    )
+
+
+def decide(
+    record: RecordKeys,
+    candidates: Sequence[Candidate],
+    policy: MatchPolicy,
+    customers_per_key: Mapping[tuple[IdentifierKind, str], int],
+) -> Decision:
+    """Which customer ``record`` belongs to. Deterministic and independent of the order of
+    ``candidates``. ``customers_per_key`` counts the distinct customers holding each key."""
+    shared = shared_identifiers(record, customers_per_key, policy)
+    refused: list[dict[str, Any]] = []
+    matches = [
+        m
+        for c in sorted(candidates, key=lambda c: c.customer_id)
+        if (m := _match(record, c, shared, refused)) is not None
+    ]
+    notes: dict[str, Any] = {}
+    if refused:
+        notes["refused"] = refused
+    if shared:
+        notes["shared"] = sorted(f"{kind.value}:{value}" for kind, value in shared)
+    if not matches:
+        return CreateNew(notes)
+    matches.sort(key=lambda m: (RULE_PRIORITY[m.rule], m.customer_id))
+    by_id = {c.customer_id: c for c in candidates}
+    group = [matches[0]]
+    for m in matches[1:]:
+        blocked_by = by_id[m.customer_id].separated_from
+        if any(
+            g.customer_id in blocked_by or m.customer_id in by_id[g.customer_id].separated_from
+            for g in group
+        ):
+            refused.append({"customer_id": m.customer_id, "reason": "separated"})
+            continue
+        group.append(m)
+    primary = group[0]
+    evidence = {**primary.evidence, **notes}
+    if refused:
+        evidence["refused"] = refused
+    if len(group) == 1:
+        return LinkTo(primary.customer_id, primary.rule, evidence)
+    ids = sorted(m.customer_id for m in group)
+    return Merge(
+        survivor=ids[0],
+        others=tuple(ids[1:]),
+        rule=primary.rule,
+        evidence=evidence,
+        matches=tuple(sorted(group, key=lambda m: m.customer_id)),
+    )
