@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from api.console import console_routes
 from api.fanout import start_live_fanout
 from api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from api.settings import Settings, load_settings
@@ -126,6 +127,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", LiveWebSocketApp(settings)),  # live: subscriptions
+        *console_routes(),  # live: GET /console
     ]
     metrics = Metrics()
     app = Starlette(routes=routes, lifespan=lifespan)

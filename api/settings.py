@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     ws_max_subscriptions: int = Field(default=20, ge=1, description="per connection")
     ws_init_timeout_s: float = Field(default=10.0, gt=0, description="connection_init wait")
     ws_keep_alive_s: float = Field(default=15.0, gt=0, description="server ping interval")
+    ws_max_frame_bytes: int = Field(default=262_144, ge=1024, description="bigger: close 1009")
 
     @field_validator("database_url")
     @classmethod

@@ -78,7 +78,12 @@ async def running_server(settings: Settings) -> AsyncIterator[str]:
     """The app served by uvicorn in this event loop; yields ``ws://127.0.0.1:<port>/graphql``."""
     port = services.free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws_max_size=settings.ws_max_frame_bytes,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
