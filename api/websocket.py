@@ -19,20 +19,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
+import orjson
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET, UnsetType
 
+from api.fanout import Member, SharedSubscriptions, is_groupable
 from api.settings import Settings
 from domain.viewer import DEVELOPMENT_ADMIN, Viewer
 from resolvers.context import Context
+from resolvers.live.stream import SLOW_SUBSCRIBER_CLOSE_CODE
 from resolvers.schema import schema
 
 
@@ -80,6 +86,71 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await asyncio.sleep(self.keep_alive_interval)
                 await self.send_message({"type": "ping"})
 
+    async def handle_subscribe(self, message: Any) -> None:
+        """Live subscriptions without ``after`` share one execution (api.fanout)."""
+        payload = message.get("payload")
+        if (
+            not self.connection_acknowledged
+            or not isinstance(payload, dict)
+            or not isinstance(payload.get("query"), str)
+            or message.get("id") in self.operations
+            or (
+                self.max_subscriptions_per_connection is not None
+                and len(self.operations) >= self.max_subscriptions_per_connection
+            )
+        ):
+            return await super().handle_subscribe(message)
+        variables = payload.get("variables") or {}
+        operation_name = payload.get("operationName")
+        if not isinstance(variables, dict) or not is_groupable(
+            payload["query"], variables, operation_name
+        ):
+            return await super().handle_subscribe(message)
+        shared: SharedSubscriptions = self.view.shared  # type: ignore[attr-defined]
+        member = shared.join(payload["query"], variables, operation_name, self.context)
+        operation: Operation[Context, None] = Operation(
+            self, message["id"], payload["query"], variables, operation_name
+        )
+        operation.task = asyncio.create_task(self._relay_shared(operation, shared, member))
+        operation.task.add_done_callback(self._task_done)
+        self.operations[message["id"]] = operation
+        return None
+
+    async def _relay_shared(
+        self, operation: Operation[Context, None], shared: SharedSubscriptions, member: Member
+    ) -> None:
+        """Send the group's frames to this socket, with this operation's id spliced in."""
+        prefix = '{"id":' + orjson.dumps(operation.id).decode() + ',"type":'
+        last_cursor = "none"
+        try:
+            while True:
+                kind, body, cursor = await member.queue.get()
+                if kind == "next":
+                    await self._send_raw(prefix + '"next","payload":' + body + "}")
+                    last_cursor = cursor or last_cursor
+                    continue
+                if member.overflowed:
+                    reason = f"subscriber too slow; resubscribe with after: {last_cursor}"
+                    await self.websocket.close(code=SLOW_SUBSCRIBER_CLOSE_CODE, reason=reason)
+                    return
+                if kind == "error":
+                    errors = [GraphQLError(e["message"]) for e in orjson.loads(body)]
+                    await operation.send_initial_errors(errors)
+                    return
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+                return
+        except WebSocketDisconnected:
+            return
+        finally:
+            shared.leave(member)
+
+    async def _send_raw(self, text: str) -> None:
+        websocket: WebSocket = self.websocket.ws  # type: ignore[attr-defined]
+        try:
+            await websocket.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
     async def shutdown(self) -> None:
         if self._pinger is not None:
             self._pinger.cancel()
@@ -122,6 +193,7 @@ class LiveWebSocketApp(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
         )
         self.settings = settings
+        self.shared = SharedSubscriptions(schema, settings.live_queue_size)
         keep_alive_s, init_s = settings.ws_keep_alive_s, settings.ws_init_timeout_s
 
         class TransportWS(_TransportWSHandler):

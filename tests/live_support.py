@@ -13,6 +13,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
 from api.app import create_app
 from api.settings import Settings
@@ -74,11 +75,19 @@ def store_gid(store_id: int) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_server(settings: Settings) -> AsyncIterator[str]:
-    """The app served by uvicorn in this event loop; yields ``ws://127.0.0.1:<port>/graphql``."""
+async def running_server(
+    settings: Settings, apps: list[Starlette] | None = None
+) -> AsyncIterator[str]:
+    """The app served by uvicorn in this event loop; yields ``ws://127.0.0.1:<port>/graphql``.
+
+    The app is appended to ``apps`` when given, for tests that look inside it.
+    """
     port = services.free_port()
+    app = create_app(settings)
+    if apps is not None:
+        apps.append(app)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",

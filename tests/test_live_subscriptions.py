@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from gql.transport.exceptions import TransportQueryError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import WebSocketRoute
 
 from api.settings import Settings
 from domain.model import OrderStatus
@@ -189,3 +191,28 @@ async def test_legacy_graphql_ws_protocol_delivers_too(engine: AsyncEngine, serv
     events = await watcher.wait_for(1)
     await watcher.stop()
     assert events[0]["status"] == "READY"
+
+
+async def test_identical_subscriptions_share_one_execution_per_event(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    store = await make_store(engine)
+    order = await make_order(engine, store_id=store, status=OrderStatus.PLACED)
+    apps: list[Any] = []
+    async with running_server(settings, apps) as url:
+        same = {"storeId": store_gid(store)}
+        watchers = [Watcher(url, ORDER_STATUS, same) for _ in range(3)]
+        single = Watcher(url, ORDER_STATUS, {"orderId": order_gid(order)})
+        for w in [*watchers, single]:
+            await w.subscribed.wait()
+        view = next(r.app for r in apps[0].routes if isinstance(r, WebSocketRoute))
+        shared = view.shared  # the WS /graphql view's groups
+        assert shared.group_count == 2
+        for status in (OrderStatus.ACCEPTED, OrderStatus.READY):
+            await change_status(engine, order, status)
+        streams = [await w.wait_for(2) for w in [*watchers, single]]
+        executions = [g.executions for g in shared._groups.values()]
+        for w in [*watchers, single]:
+            await w.stop()
+    assert all(s == streams[0] for s in streams)
+    assert sorted(executions) == [2, 2]
