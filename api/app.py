@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,14 +21,17 @@ from strawberry.asgi import GraphQL
 
 from api.console import console_routes
 from api.fanout import start_live_fanout
+from api.graphql_http import GraphQLHTTP, start_security
+from api.ingest import ingest_lifespan, ingest_routes
 from api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from api.oauth import oauth_routes
 from api.settings import Settings, load_settings
 from api.websocket import LiveWebSocketApp
 from readmodel import migrations
 from readmodel.database import create_engine, redacted
 from readmodel.hub import Hub
 from resolvers.context import Context
-from resolvers.schema import schema
+from resolvers.schema import schema as default_schema
 
 log = logging.getLogger("guestgraph.app")
 
@@ -47,12 +52,15 @@ class AppState:
 class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view with guestgraph's typed context."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, schema: strawberry.Schema) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.is_development else None,
             allow_queries_via_get=True,
         )
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -86,8 +94,15 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "revision": current})
 
 
-def create_app(settings: Settings, *, database_url: str | None = None) -> Starlette:
-    """Build the app. ``database_url`` overrides settings (the CLI passes the embedded one)."""
+def create_app(
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    schema: strawberry.Schema | None = None,
+) -> Starlette:
+    """Build the app. ``database_url`` overrides settings (the CLI passes the embedded one);
+    ``schema`` defaults to guestgraph's schema (tests pass their own)."""
+    schema = schema or default_schema
     url = database_url or settings.database_url
     if url is None:
         raise ValueError("create_app needs a database URL (the CLI starts the embedded one)")
@@ -113,21 +128,25 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> Starle
         log.info("database: %s (%s)", redacted(url), kind)
         log.info("broker: %s", hub.description)
         log.info("mode: %s", settings.mode.value)
+        security = await start_security(app, settings, engine)  # auth: api/graphql_http.py
         try:
-            yield
+            async with ingest_lifespan(app):  # --- ingest: background fetcher ---
+                yield
         finally:
+            await security.aclose()
             await hub.stop()
             await engine.dispose()
 
-    graphql = GraphQLApp(settings)
     # Each feature adds its routes here, one line each.
     routes: list[Any] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", LiveWebSocketApp(settings)),  # live: subscriptions
+        Route("/graphql", GraphQLHTTP(schema, settings)),  # auth: api/graphql_http.py
+        WebSocketRoute("/graphql", LiveWebSocketApp(settings, schema)),  # live: subscriptions
         *console_routes(),  # live: GET /console
+        *oauth_routes(),
+        *ingest_routes(),  # --- ingest: webhooks and POST /ingest/events ---
     ]
     metrics = Metrics()
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from api import ingest_cli
 from api.logging import configure_logging
 from api.settings import Settings, SettingsError, load_settings
 
@@ -118,10 +119,18 @@ def export_schema_command() -> None:
     sys.stdout.write(export_schema())
 
 
+from api.cli_clients import app as clients_app  # noqa: E402  (auth: api/cli_clients.py)
+
+app.add_typer(clients_app, name="clients")
+
 # --- identity ---
 from api.cli_identity import app as identity_app  # noqa: E402 (after app: it is a sub-app)
 
 app.add_typer(identity_app, name="identity")
+
+
+# --- ingest: import, inbox list|replay, demo ---
+ingest_cli.register(app)
 
 
 def main() -> None:

@@ -74,6 +74,31 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     webhook_max_body_bytes: int = Field(default=2_097_152, ge=1024)
 
+    # --- auth (api/auth.py, api/oauth.py, api/graphql_http.py, api/ratelimit.py) ---
+    access_token_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    jwks_cache_s: int = Field(default=300, ge=1)
+    client_secret_grace_s: int = Field(default=86_400, ge=0)
+    client_cache_s: float = Field(default=10.0, ge=0, description="revocation takes effect within")
+    rate_limit_client: str = Field(default="1200/minute", description="per client, default")
+    rate_limit_anonymous: str = Field(default="120/minute", description="per IP, no token")
+    rate_limit_token_endpoint: str = Field(default="30/minute", description="per IP")
+    operation_timeout_ms: int = Field(default=10_000, ge=100)
+    max_query_depth: int = Field(default=8, ge=1)
+    max_query_aliases: int = Field(default=15, ge=0)
+    max_query_tokens: int = Field(default=2000, ge=10)
+    max_directives_per_field: int = Field(default=3, ge=0)
+    max_query_cost: int = Field(default=20_000, ge=1)
+    apq_ttl_s: int = Field(default=86_400, ge=1)
+    # --- ingest ---
+    # the URL HubSpot calls, exactly as configured in the app (signature v3 signs it);
+    # unset: the URL of the request as this server sees it
+    hubspot_webhook_url: str | None = None
+    fetch_timeout_s: float = Field(default=10.0, gt=0)
+    fetch_concurrency: int = Field(default=8, ge=1, le=128)
+    fetch_poll_interval_s: float = Field(default=5.0, gt=0)
+    fetch_retry_base_s: float = Field(default=30.0, gt=0)
+    # 1, 2, 4 ... minutes capped at an hour: 80 attempts cover Square's 72-hour window
+    fetch_max_attempts: int = Field(default=80, ge=1)
     # --- live (subscriptions, hub, relay; docs/live.md) ---
     live_poll_interval_ms: int = Field(default=250, ge=10, description="polling without Redis")
     live_safety_poll_ms: int = Field(default=1000, ge=50, description="re-read when quiet")
@@ -101,6 +126,15 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if len(value.encode()) < 32:
+            raise ValueError("must be at least 32 bytes (HS256 key)")
         return value
 
     @field_validator("log_level", mode="before")

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import orjson
+import strawberry
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,12 +35,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UNSET, UnsetType
 
+from api import auth
 from api.fanout import Member, SharedSubscriptions, is_groupable
 from api.settings import Settings
-from domain.viewer import DEVELOPMENT_ADMIN, Viewer
+from domain.viewer import Viewer
 from resolvers.context import Context
 from resolvers.live.stream import SLOW_SUBSCRIBER_CLOSE_CODE
-from resolvers.schema import schema
 
 
 @dataclass
@@ -52,15 +53,18 @@ class ConnectionContext(Context):
 async def authorize_connection(payload: dict[str, object], websocket: WebSocket) -> Viewer:
     """The viewer for a connection whose ``connection_init`` carried ``payload``.
 
-    The single place websocket auth is decided. Raises ConnectionRejectionError (the
-    connection is closed with 4403) when the connection may not proceed.
-
-    Until token auth is wired in here, only development mode admits connections.
+    The single place websocket auth is decided: the token check is ``api.auth``'s (an
+    ``Authorization: Bearer ...`` entry in the payload; none in development mode = the
+    development admin). Raises ConnectionRejectionError (the connection is closed with
+    4403) for a bad token, or for no token at all outside development mode.
     """
-    settings: Settings = websocket.app.state.guestgraph.settings
-    if settings.is_development:
-        return DEVELOPMENT_ADMIN
-    raise ConnectionRejectionError({"reason": "authentication required"})
+    try:
+        viewer = await auth.authorize_connection(payload, websocket)
+    except auth.ConnectionRejected as exc:
+        raise ConnectionRejectionError({"reason": exc.reason}) from None
+    if viewer.is_anonymous:
+        raise ConnectionRejectionError({"reason": "a bearer token is required"})
+    return viewer
 
 
 def origin_allowed(origin: str, settings: Settings) -> bool:
@@ -183,7 +187,7 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 class LiveWebSocketApp(GraphQL[Context, None]):
     """The ASGI app behind ``WS /graphql``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, schema: strawberry.Schema) -> None:
         super().__init__(
             schema,
             graphql_ide=None,

@@ -46,6 +46,8 @@ class InboxStatus(enum.StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    # --- ingest: accepted and durable, waiting for the background fetcher (thin events) ---
+    PENDING = "pending"
 
 
 class ConsentChannel(enum.StrEnum):

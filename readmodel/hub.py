@@ -26,7 +26,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -135,57 +135,35 @@ class Feed(enum.StrEnum):
     IN_PROCESS = "in-process"
 
 
-@dataclass
-class Hub:
-    """One per API process; see the module docstring."""
+class InProcessHub:
+    """Fan-out inside one process: bounded per-subscriber queues, fed through ``deliver``.
 
-    engine: AsyncEngine
-    notifier: ChangeNotifier
-    redis_url: str | None = None
-    redis_prefix: str = "guestgraph:"
-    poll_interval_s: float = 0.25
-    safety_poll_s: float = 1.0
-    queue_size: int = DEFAULT_QUEUE_SIZE
-    feed: Feed = Feed.IN_PROCESS
-    delivered_seq: int = 0
-    _by_key: dict[tuple[str, int], set[Subscription]] = field(default_factory=dict)
-    _count: int = 0
-    _wake: asyncio.Event | None = None
-    _task: asyncio.Task[None] | None = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
-    _stopping: bool = False
+    ``deliver`` never blocks; a subscriber whose queue is full is closed (SubscriberTooSlow)
+    instead of growing memory or slowing the others. On its own (as in-process schema
+    executions in tests use it) nothing feeds it; ``Hub`` feeds it from the change feed.
+    """
+
+    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
+        self.queue_size = queue_size
+        self.delivered_seq = 0
+        self._by_key: dict[tuple[str, int], set[Subscription]] = {}
+        self._count = 0
 
     @property
     def description(self) -> str:
-        if self.redis_url is None:
-            return "in-process (single process only)"
-        return "redis pub/sub, polling PostgreSQL while Redis is unreachable"
+        return "in-process (single process only)"
 
     @property
     def subscriber_count(self) -> int:
         return self._count
 
-    # --- lifecycle ----------------------------------------------------------------------
-
     async def start(self) -> None:
-        self._wake = self.notifier.waiter()
-        self._task = asyncio.create_task(self._run(), name="gg-hub")
-
-    def on_stop(self, closer: Callable[[], Awaitable[object]]) -> None:
-        """Run ``closer`` when the hub stops (the relay and notifier that feed it)."""
-        self._closers.append(closer)
+        return None
 
     async def stop(self) -> None:
-        self._stopping = True
-        await stop_task(self._task, self._wake)
         for subs in list(self._by_key.values()):
             for sub in list(subs):
                 self._close(sub)
-        for closer in self._closers:
-            await closer()
-
-    # --- subscribers ----------------------------------------------------------------------
 
     def subscribe(self, interest: Interest) -> Subscription:
         sub = Subscription(interest, asyncio.Queue(maxsize=self.queue_size + 1))
@@ -220,6 +198,56 @@ class Hub:
                         self._close(sub)
                     else:
                         sub.queue.put_nowait(row)
+
+
+class Hub(InProcessHub):
+    """One per API process, fed from Redis or the change feed; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        notifier: ChangeNotifier,
+        *,
+        redis_url: str | None = None,
+        redis_prefix: str = "guestgraph:",
+        poll_interval_s: float = 0.25,
+        safety_poll_s: float = 1.0,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        super().__init__(queue_size)
+        self.engine = engine
+        self.notifier = notifier
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+        self.poll_interval_s = poll_interval_s
+        self.safety_poll_s = safety_poll_s
+        self.feed = Feed.IN_PROCESS
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._closers: list[Callable[[], Awaitable[object]]] = []
+        self._stopping = False
+
+    @property
+    def description(self) -> str:
+        if self.redis_url is None:
+            return "in-process (single process only)"
+        return "redis pub/sub, polling PostgreSQL while Redis is unreachable"
+
+    async def start(self) -> None:
+        self._wake = self.notifier.waiter()
+        self._task = asyncio.create_task(self._run(), name="gg-hub")
+
+    def on_stop(self, closer: Callable[[], Awaitable[object]]) -> None:
+        """Run ``closer`` when the hub stops (the relay and notifier that feed it)."""
+        self._closers.append(closer)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await stop_task(self._task, self._wake)
+        await super().stop()
+        for closer in self._closers:
+            await closer()
 
     # --- reading the feed -----------------------------------------------------------------
 

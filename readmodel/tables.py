@@ -28,6 +28,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -455,9 +456,41 @@ ingest_inbox = Table(
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("processed_at", DateTime(timezone=True)),
     Column("attempts", Integer, nullable=False, server_default="1"),
+    # --- ingest: when the background fetcher next tries a pending (thin) event ---
+    Column("next_attempt_at", DateTime(timezone=True)),
     UniqueConstraint("source", "event_id"),
     CheckConstraint(_one_of("status", [s.value for s in InboxStatus]), name="status"),
     Index(None, "status", "received_at"),
+    Index(
+        "ix_ingest_inbox_pending",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+# --- ingest: statuses reported for an order not stored yet (a thin event ahead of its
+# order); moved into order_status_history when the order arrives ---
+order_status_backlog = Table(
+    "order_status_backlog",
+    metadata,
+    _source(),
+    Column("order_external_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("source_version", BigInteger, nullable=False),
+    _created_at(),
+    PrimaryKeyConstraint("source", "order_external_id", "status", "source_version"),
+)
+
+# --- ingest: how far `guestgraph import` got through each file (resume after a crash) ---
+import_checkpoints = Table(
+    "import_checkpoints",
+    metadata,
+    Column("file_key", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("position", BigInteger, nullable=False, server_default="0"),
+    Column("rows_done", BigInteger, nullable=False, server_default="0"),
+    _updated_at(),
 )
 
 # The transactional outbox. ``seq`` is assigned under a transaction-scoped advisory lock
@@ -505,7 +538,21 @@ api_clients = Table(
     Column("rate_limit", Text),
     Column("revoked_at", DateTime(timezone=True)),
     _created_at(),
+    # true: the client may only run operations registered in trusted_documents for it
+    Column("trusted_documents_only", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint(_one_of("role", [r.value for r in Role]), name="role"),
+)
+
+# A client's allow-list of operations (sha256 of the document text → the document).
+trusted_documents = Table(
+    "trusted_documents",
+    metadata,
+    Column("client_id", Text, ForeignKey("api_clients.id", ondelete="CASCADE"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("name", Text),
+    _created_at(),
+    CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256_hex"),
 )
 
 mutation_idempotency = Table(

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers.customers.mutations import CustomerMutations
+from resolvers.customers.queries import CustomerQueries
+from resolvers.errors import MaskUnexpectedErrors
+from resolvers.identity.mutations import IdentityMutations
+from resolvers.interactions.mutations import InteractionMutations
 from resolvers.live.subscriptions import LiveSubscriptions
+from resolvers.loyalty.mutations import LoyaltyMutations
+from resolvers.node_query import NodeQueries
+from resolvers.orders.queries import OrderQueries
 from resolvers.stores.queries import StoreQueries
+
+DOCUMENT_CACHE_SIZE = 512
 
 
 @strawberry.type
-class Query(StoreQueries):
+class Query(NodeQueries, CustomerQueries, OrderQueries, StoreQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(CustomerMutations, InteractionMutations, LoyaltyMutations, IdentityMutations):
     pass
 
 
@@ -22,8 +38,14 @@ class Subscription(LiveSubscriptions):
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
+        extensions=[
+            MaskUnexpectedErrors,
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        ],
     )
 
 

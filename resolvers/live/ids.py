@@ -1,16 +1,12 @@
-"""Global ids as the rest of the schema shows them: base64 of ``"<Type>:<database id>"``."""
+"""Ids in subscription arguments: the schema's global ids (``resolvers.node``) or plain numbers."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-
-import strawberry
 from graphql import GraphQLError
 
+from resolvers.node import db_id_of, to_global_id
 
-def to_global_id(type_name: str, db_id: int) -> strawberry.ID:
-    return strawberry.ID(base64.b64encode(f"{type_name}:{db_id}".encode()).decode())
+__all__ = ["from_global_id", "to_global_id"]
 
 
 def from_global_id(value: str, type_name: str, *, argument: str) -> int:
@@ -18,13 +14,9 @@ def from_global_id(value: str, type_name: str, *, argument: str) -> int:
 
     Raises GraphQLError naming ``argument`` when it is neither.
     """
-    if value.isdigit():
+    if value.isdigit() and len(value) <= 18:
         return int(value)
-    try:
-        decoded = base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        decoded = ""
-    kind, _, raw = decoded.partition(":")
-    if kind == type_name and raw.isdigit():
-        return int(raw)
-    raise GraphQLError(f"{argument}: not a {type_name} id")
+    db_id = db_id_of(value, type_name)
+    if db_id is None:
+        raise GraphQLError(f"{argument}: not a {type_name} id")
+    return db_id

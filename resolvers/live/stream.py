@@ -51,17 +51,25 @@ async def live_rows(
                 raise GraphQLError(f"after: cursor {after_seq} is ahead of the change feed")
             async for row in replay(context.engine, interest, after=after_seq, upto=upto):
                 last_sent = row.seq
+                _fresh_loaders(context)
                 yield row
             replayed_upto = upto
         async for row in sub.rows():
             if replayed_upto is not None and row.seq <= replayed_upto:
                 continue
             last_sent = row.seq
+            _fresh_loaders(context)
             yield row
     except SubscriberTooSlow:
         await _close_slow(context, last_sent)
     finally:
         hub.unsubscribe(sub)
+
+
+def _fresh_loaders(context: Context) -> None:
+    """Each event resolves its fields with new DataLoaders: a long-lived subscription must
+    not answer from what its loaders cached for an earlier event."""
+    context.__dict__.pop("loaders", None)  # Context.loaders is a cached_property
 
 
 async def _close_slow(context: Context, last_sent: int | None) -> None:

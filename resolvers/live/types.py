@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import strawberry
+from graphql import GraphQLError
 
 from domain.model import OrderStatus as DomainOrderStatus
 from readmodel.changefeed import FeedRow
+from resolvers.context import Info
+from resolvers.enums import OrderStatus
 from resolvers.live.ids import to_global_id
-
-OrderStatus = strawberry.enum(DomainOrderStatus, name="OrderStatus")
+from resolvers.orders.types import Order
 
 
 def _at(payload: dict[str, Any]) -> datetime:
@@ -56,9 +58,17 @@ class OrderStatusEvent:
     order_id: strawberry.ID
     store_id: strawberry.ID
     customer_id: strawberry.ID | None
-    previous_status: OrderStatus | None  # type: ignore[valid-type]
-    status: OrderStatus  # type: ignore[valid-type]
+    previous_status: OrderStatus | None
+    status: OrderStatus = strawberry.field(description="the status the order entered")
     at: datetime
+    db_order_id: strawberry.Private[int]
+
+    @strawberry.field(description="The order as it is now (fresh for every event).")
+    async def order(self, info: Info) -> Order:
+        row = await info.context.loaders.order_by_id.load(self.db_order_id)
+        if row is None:
+            raise GraphQLError("order not found")
+        return Order.from_row(row)
 
     @classmethod
     def from_row(cls, row: FeedRow) -> OrderStatusEvent | None:
@@ -75,6 +85,7 @@ class OrderStatusEvent:
             previous_status=_status(row.payload.get("previous_status")),
             status=status,
             at=_at(row.payload),
+            db_order_id=row.order_id,
         )
 
 

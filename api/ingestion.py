@@ -1,0 +1,314 @@
+"""Ingestion orchestration: raw source bytes → deliveries → one transaction each.
+
+Shared by the webhooks, ``POST /ingest/events``, the background fetcher, ``guestgraph
+import`` and ``guestgraph inbox replay``: every path records the inbox row and the event's
+effects in the same transaction, so what was acknowledged is durable and a replay of the
+same (source, event id) changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.cards import scrub_json, scrub_text
+from domain.events import ContactFetchNeeded, DomainEvent, Ignored, OrderFetchNeeded
+from domain.model import InboxStatus, Source
+from domain.sources import hubspot, salesforce, square, toast
+from domain.sources.common import ParseError
+from readmodel import inbox
+from readmodel.projector import ProjectionError, Projector, store_currency
+
+log = logging.getLogger("guestgraph.ingest")
+
+# headers worth keeping with a stored event (never signatures or credentials)
+KEPT_HEADERS = (
+    "square-retry-number",
+    "square-retry-reason",
+    "square-initial-delivery-timestamp",
+    "toast-attempt-number",
+    "toast-event-type",
+    "webhook-id",
+    "webhook-timestamp",
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One source event, ready to record: either mapped ``events`` or an ``error``."""
+
+    source: Source
+    event_id: str
+    event_type: str | None
+    raw_body: bytes
+    events: Sequence[DomainEvent] = ()
+    error: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def needs_fetch(self) -> bool:
+        return any(isinstance(e, OrderFetchNeeded | ContactFetchNeeded) for e in self.events)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event_id: str
+    status: str  # applied | duplicate | rejected | pending
+    reason: str | None = None
+    inbox_id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"event_id": self.event_id, "status": self.status}
+        if self.status == "duplicate":
+            body["duplicate"] = True
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+
+class Malformed(Exception):
+    """The body is not JSON at all."""
+
+
+def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: headers[k] for k in KEPT_HEADERS if k in headers}
+
+
+def body_digest(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def decode(body: bytes) -> tuple[Any, bytes]:
+    """Parse JSON and scrub card numbers; return (value, bytes safe to store).
+
+    Raises Malformed (with the scrubbed text kept nowhere but the caller's reject row).
+    """
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Malformed(f"malformed JSON: {exc}") from None
+    scrubbed = scrub_json(value)
+    if scrubbed != value:
+        return scrubbed, orjson.dumps(scrubbed)
+    return value, body
+
+
+def rejected_body(body: bytes) -> bytes:
+    """A malformed body as it may be stored: card numbers scrubbed from its text."""
+    return scrub_text(body.decode("utf-8", "replace")).encode()
+
+
+def _malformed(source: Source, body: bytes, reason: str) -> Delivery:
+    return Delivery(source, body_digest(body), None, rejected_body(body), error=reason)
+
+
+def square_deliveries(body: bytes) -> list[Delivery]:
+    try:
+        value, stored = decode(body)
+    except Malformed as exc:
+        return [_malformed(Source.SQUARE, body, str(exc))]
+    try:
+        envelope = square.parse_event(value)
+    except ParseError as exc:
+        return [_unmappable(Source.SQUARE, value, stored, str(exc))]
+    return [
+        Delivery(Source.SQUARE, envelope.event_id, envelope.event_type, stored, envelope.events)
+    ]
+
+
+def _unmappable(source: Source, value: Any, stored: bytes, reason: str) -> Delivery:
+    """A JSON payload that cannot be mapped: keyed by its event id if it has one."""
+    event_id = None
+    if isinstance(value, dict):
+        for key in ("event_id", "guid", "eventId", "id"):
+            if isinstance(value.get(key), str | int) and str(value[key]).strip():
+                event_id = f"{value[key]}"
+                break
+    return Delivery(source, event_id or body_digest(stored), None, stored, error=reason)
+
+
+async def toast_deliveries(conn: AsyncConnection, body: bytes) -> list[Delivery]:
+    try:
+        value, stored = decode(body)
+    except Malformed as exc:
+        return [_malformed(Source.TOAST, body, str(exc))]
+    try:
+        guid = toast.restaurant_guid(value)
+        currency = await store_currency(conn, Source.TOAST, guid) if guid else None
+        envelope = toast.parse_event(value, currency=currency or "USD")
+    except ParseError as exc:
+        return [_unmappable(Source.TOAST, value, stored, str(exc))]
+    return [Delivery(Source.TOAST, envelope.event_id, envelope.event_type, stored, envelope.events)]
+
+
+def hubspot_deliveries(body: bytes) -> list[Delivery]:
+    try:
+        value, _ = decode(body)
+    except Malformed as exc:
+        return [_malformed(Source.HUBSPOT, body, str(exc))]
+    items = value if isinstance(value, list) else [value]
+    deliveries = []
+    for index, item in enumerate(items):
+        stored = orjson.dumps(item)
+        try:
+            [parsed] = hubspot.parse_batch([item])
+        except ParseError as exc:
+            reason = str(exc).replace("[0]", f"[{index}]", 1)
+            deliveries.append(_unmappable(Source.HUBSPOT, item, stored, reason))
+            continue
+        deliveries.append(
+            Delivery(Source.HUBSPOT, parsed.event_id, parsed.event_type, stored, parsed.events)
+        )
+    return deliveries
+
+
+def salesforce_deliveries(body: bytes, delivery_id: str | None) -> list[Delivery]:
+    try:
+        value, stored = decode(body)
+    except Malformed as exc:
+        return [_malformed(Source.SALESFORCE, body, str(exc))]
+    try:
+        envelope = salesforce.parse_event(value)
+    except ParseError as exc:
+        ident = delivery_id or body_digest(stored)
+        return [Delivery(Source.SALESFORCE, ident, None, stored, error=str(exc))]
+    event_id = envelope.event_id or delivery_id or body_digest(stored)
+    return [Delivery(Source.SALESFORCE, event_id, envelope.event_type, stored, envelope.events)]
+
+
+async def deliveries_for(
+    engine: AsyncEngine, source: Source, body: bytes, headers: Mapping[str, str]
+) -> list[Delivery]:
+    """Map a stored or received body of ``source`` (used by replay and the webhooks)."""
+    if source is Source.SQUARE:
+        return square_deliveries(body)
+    if source is Source.TOAST:
+        async with engine.connect() as conn:
+            return await toast_deliveries(conn, body)
+    if source is Source.HUBSPOT:
+        return hubspot_deliveries(body)
+    if source is Source.SALESFORCE:
+        return salesforce_deliveries(body, headers.get("webhook-id"))
+    raise ValueError(f"no webhook mapping for {source}")
+
+
+async def ingest(
+    engine: AsyncEngine,
+    deliveries: Sequence[Delivery],
+    *,
+    actor: str,
+    store_scope: frozenset[int] | None = None,
+) -> list[Outcome]:
+    """Record and apply ``deliveries`` in ONE transaction (one savepoint each)."""
+    async with engine.begin() as conn:
+        return await ingest_in(conn, deliveries, actor=actor, store_scope=store_scope)
+
+
+async def ingest_in(
+    conn: AsyncConnection,
+    deliveries: Sequence[Delivery],
+    *,
+    actor: str,
+    store_scope: frozenset[int] | None = None,
+) -> list[Outcome]:
+    """Like ``ingest``, in the caller's transaction. Each delivery's effects are applied
+    in a savepoint: one that cannot be applied is rolled back alone and kept as rejected."""
+    outcomes = []
+    projector = Projector(conn, actor=actor, store_scope=store_scope)
+    for delivery in deliveries:
+        outcomes.append(await _ingest_one(conn, projector, delivery))
+    await projector.finish()
+    return outcomes
+
+
+async def _ingest_one(conn: AsyncConnection, projector: Projector, d: Delivery) -> Outcome:
+    source = d.source.value
+    if d.error is not None:
+        row = await inbox.record(
+            conn,
+            source=source,
+            event_id=d.event_id,
+            event_type=d.event_type,
+            status=InboxStatus.REJECTED,
+            raw_body=d.raw_body,
+            headers=d.headers,
+            reason=d.error,
+        )
+        if row is None:
+            return Outcome(d.event_id, "duplicate")
+        log.warning("rejected %s event %s: %s", source, d.event_id, d.error)
+        return Outcome(d.event_id, "rejected", d.error, row)
+    ignored = [e.reason for e in d.events if isinstance(e, Ignored)]
+    status = InboxStatus.PENDING if d.needs_fetch else InboxStatus.APPLIED
+    row = await inbox.record(
+        conn,
+        source=source,
+        event_id=d.event_id,
+        event_type=d.event_type,
+        status=status,
+        raw_body=d.raw_body,
+        headers=d.headers,
+        reason="; ".join(ignored) or None,
+    )
+    if row is None:
+        return Outcome(d.event_id, "duplicate")
+    try:
+        async with conn.begin_nested():
+            await projector.apply(d.events)
+            # traits and feed rows of this delivery commit (or roll back) with it
+            await projector.finish()
+    except ProjectionError as exc:
+        await inbox.set_status(conn, row, InboxStatus.REJECTED, reason=exc.reason)
+        log.warning("rejected %s event %s: %s", source, d.event_id, exc.reason)
+        return Outcome(d.event_id, "rejected", exc.reason, row)
+    return Outcome(d.event_id, status.value, "; ".join(ignored) or None, row)
+
+
+# --- re-running stored events (guestgraph inbox replay) ----------------------------------------
+
+
+async def redeliver(engine: AsyncEngine, row: inbox.InboxRow) -> list[Delivery]:
+    """Map a stored inbox row again, with today's mappers."""
+    from api import importer  # import rows are mapped by their file kind
+
+    source = Source(row.source)
+    if row.event_type and row.event_type.startswith(importer.EVENT_TYPE_PREFIX):
+        kind = row.event_type.removeprefix(importer.EVENT_TYPE_PREFIX)
+        async with engine.connect() as conn:
+            return [await importer.delivery_for(conn, kind, orjson.loads(row.raw_body))]
+    if source is Source.CANONICAL:
+        return [importer.canonical_delivery("replay", orjson.loads(row.raw_body))]
+    return await deliveries_for(engine, source, row.raw_body, row.headers)
+
+
+async def replay(engine: AsyncEngine, row_id: int, *, actor: str) -> Outcome:
+    """Re-run one stored event (a rejected one, after a fix). Its row keeps its id."""
+    async with engine.connect() as conn:
+        row = await inbox.get(conn, row_id)
+    if row is None:
+        raise LookupError(f"no inbox row {row_id}")
+    deliveries = await redeliver(engine, row)
+    failed = next((d.error for d in deliveries if d.error), None)
+    async with engine.begin() as conn:
+        if failed is not None:
+            await inbox.set_status(conn, row.id, InboxStatus.REJECTED, reason=failed)
+            return Outcome(row.event_id, "rejected", failed, row.id)
+        projector = Projector(conn, actor=actor)
+        try:
+            async with conn.begin_nested():
+                for d in deliveries:
+                    await projector.apply(d.events)
+                await projector.finish()
+        except ProjectionError as exc:
+            await inbox.set_status(conn, row.id, InboxStatus.REJECTED, reason=exc.reason)
+            return Outcome(row.event_id, "rejected", exc.reason, row.id)
+        pending = any(d.needs_fetch for d in deliveries)
+        status = InboxStatus.PENDING if pending else InboxStatus.APPLIED
+        await inbox.set_status(conn, row.id, status)
+    return Outcome(row.event_id, status.value, None, row.id)

@@ -1,0 +1,45 @@
+"""Card numbers never enter storage: a Luhn-valid 13-19 digit run becomes a token."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# 13-19 digits, optionally grouped by single spaces or dashes, not inside a longer number
+_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _token(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    if 13 <= len(digits) <= 19 and luhn_valid(digits):
+        return f"[card ****{digits[-4:]}]"
+    return match.group(0)
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with every Luhn-valid 13-19 digit run replaced by ``[card ****1234]``."""
+    return _CANDIDATE.sub(_token, text)
+
+
+def scrub_json(value: Any) -> Any:
+    """A copy of a parsed JSON value with card numbers scrubbed from every string
+    (keys included). Numbers are left alone: epoch-millisecond timestamps are 13 digits."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, list):
+        return [scrub_json(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub_text(k): scrub_json(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,1 @@
+"""Pure mappers: one module per source, vendor JSON in, domain events out."""

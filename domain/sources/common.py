@@ -1,0 +1,162 @@
+"""Typed access to untrusted JSON: every failure names the field path that was wrong."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from domain.money import InvalidAmount, to_minor_units
+
+
+class ParseError(ValueError):
+    """A payload that cannot be mapped. ``path`` names the offending field (``data.object.id``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+class Node:
+    """A JSON value plus where it sits in the payload."""
+
+    __slots__ = ("path", "value")
+
+    def __init__(self, value: Any, path: str = "") -> None:
+        self.value = value
+        self.path = path
+
+    def _obj(self) -> dict[str, Any]:
+        if not isinstance(self.value, dict):
+            raise ParseError(self.path, "expected an object")
+        return self.value
+
+    def has(self, key: str) -> bool:
+        return self._obj().get(key) is not None
+
+    def get(self, key: str) -> Node:
+        """The child ``key``; missing or null is an error."""
+        obj = self._obj()
+        if obj.get(key) is None:
+            raise ParseError(_join(self.path, key), "is required")
+        return Node(obj[key], _join(self.path, key))
+
+    def opt(self, key: str) -> Node | None:
+        obj = self._obj()
+        return None if obj.get(key) is None else Node(obj[key], _join(self.path, key))
+
+    def opt_text(self, key: str) -> str | None:
+        """The child ``key`` as text; missing, null or blank is None."""
+        child = self.opt(key)
+        if child is None or (isinstance(child.value, str) and not child.value.strip()):
+            return None
+        return child.text()
+
+    def opt_int(self, key: str) -> int | None:
+        child = self.opt(key)
+        return None if child is None else child.integer()
+
+    def opt_timestamp(self, key: str) -> datetime | None:
+        child = self.opt(key)
+        return None if child is None else child.timestamp()
+
+    def children(self) -> list[Node]:
+        if not isinstance(self.value, list):
+            raise ParseError(self.path, "expected an array")
+        return [Node(v, _join(self.path, i)) for i, v in enumerate(self.value)]
+
+    def array(self, key: str) -> list[Node]:
+        child = self.opt(key)
+        return [] if child is None else child.children()
+
+    def text(self) -> str:
+        if isinstance(self.value, bool) or not isinstance(self.value, str | int):
+            raise ParseError(self.path, "expected a string")
+        text = str(self.value).strip()
+        if not text:
+            raise ParseError(self.path, "must not be empty")
+        return text
+
+    def integer(self) -> int:
+        value = self.value
+        if isinstance(value, bool):
+            raise ParseError(self.path, "expected an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ParseError(self.path, "expected an integer")
+
+    def boolean(self) -> bool:
+        if not isinstance(self.value, bool):
+            raise ParseError(self.path, "expected true or false")
+        return self.value
+
+    def number(self) -> Decimal:
+        value = self.value
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ParseError(self.path, "expected a number")
+        try:
+            result = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ParseError(self.path, "expected a number") from None
+        if not result.is_finite():
+            raise ParseError(self.path, "expected a finite number")
+        return result
+
+    def minor_units(self, currency: str) -> int:
+        """A decimal major-unit amount in minor units (half-even)."""
+        try:
+            return to_minor_units(self.number(), currency)
+        except InvalidAmount as exc:
+            raise ParseError(self.path, str(exc)) from None
+
+    def timestamp(self) -> datetime:
+        """RFC 3339 / ISO 8601 text (``Z`` or ``+0000`` offsets) or epoch milliseconds."""
+        value = self.value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        text = self.text()
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        return parse_timestamp(text, self.path)
+
+
+def parse_timestamp(text: str, path: str = "") -> datetime:
+    cleaned = text.strip()
+    if cleaned.endswith(("Z", "z")):
+        cleaned = cleaned[:-1] + "+00:00"
+    # Toast writes offsets as +0000; Python 3.11 accepts that. Trim nanoseconds to micro.
+    if "." in cleaned:
+        head, _, tail = cleaned.partition(".")
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        frac, rest = tail[:digits], tail[digits:]
+        cleaned = f"{head}.{frac[:6].ljust(6, '0')}{rest}" if frac else head + rest
+    try:
+        parsed = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise ParseError(path, f"not a timestamp: {text!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def currency_code(node: Node) -> str:
+    code = node.text().upper()
+    if len(code) != 3 or not code.isalpha():
+        raise ParseError(node.path, f"not an ISO 4217 currency: {code!r}")
+    return code
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)

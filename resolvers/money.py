@@ -1,0 +1,48 @@
+"""``Money``: integer minor units, an ISO 4217 currency, and a display string."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import strawberry
+from babel import Locale, UnknownLocaleError
+
+from domain.money import format_money
+from resolvers.context import Info
+from resolvers.errors import UserInputError
+
+
+@lru_cache(maxsize=8192)
+def _formatted(amount: int, currency: str, locale: str) -> str:
+    return format_money(amount, currency, locale)
+
+
+@lru_cache(maxsize=256)
+def known_locale(tag: str) -> str | None:
+    """A Babel locale name for a BCP 47 / POSIX tag (``de-DE``, ``ja``), or None."""
+    try:
+        return str(Locale.parse(tag.replace("-", "_")))
+    except (UnknownLocaleError, ValueError, TypeError):
+        return None
+
+
+@strawberry.type(description="An amount of money in the currency's minor unit (cents, yen, fils).")
+class Money:
+    amount: int = strawberry.field(
+        description="Minor units: 1250 is $12.50 in USD, ¥1250 in JPY, 1.250 KD in KWD."
+    )
+    currency: str = strawberry.field(description="ISO 4217 code, e.g. USD.")
+
+    @strawberry.field(
+        description=(
+            "For display, honouring the currency's exponent, in `locale` (e.g. `de-DE`) or "
+            "else the request's Accept-Language (else en-US)."
+        )
+    )
+    def formatted(self, info: Info, locale: str | None = None) -> str:
+        if locale is None:
+            return _formatted(self.amount, self.currency, info.context.locale)
+        name = known_locale(locale[:35])
+        if name is None:
+            raise UserInputError(f"unknown locale: {locale[:35]!r}", argument="locale")
+        return _formatted(self.amount, self.currency, name)

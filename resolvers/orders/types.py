@@ -1,0 +1,219 @@
+"""Orders: ``Order``, its line items and status history, ``OrderFilter`` and connections."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from domain import model
+from domain.orders import is_delayed
+from readmodel.queries import OrderQuery, Window
+from resolvers.context import Info
+from resolvers.enums import FulfillmentType, OrderStatus, Source
+from resolvers.errors import UserInputError
+from resolvers.money import Money
+from resolvers.node import Node, db_id_of, to_global_id
+from resolvers.pagination import Connection, build_connection, window_of
+from resolvers.stores.types import MenuItem, Store
+
+if TYPE_CHECKING:
+    from resolvers.customers.types import Customer
+
+ORDER_CURSOR = "orders"
+ORDER_KEY_TYPES = (datetime, int)
+MAX_FILTER_VALUES = 50
+
+
+@strawberry.type(description="One line of an order's ticket.")
+class LineItem:
+    name: str
+    quantity: float
+    unit_price: Money
+    total: Money
+    menu_item: MenuItem | None = strawberry.field(
+        description="The catalog item, when the source named one."
+    )
+    modifiers: list[str] = strawberry.field(description="e.g. 'extra cheese'.")
+
+    @classmethod
+    def from_row(cls, row: Any) -> LineItem:
+        return cls(
+            name=row.name,
+            quantity=float(row.quantity),
+            unit_price=Money(amount=row.unit_price_amount, currency=row.currency),
+            total=Money(amount=row.total_amount, currency=row.currency),
+            menu_item=MenuItem.from_line_item_row(row),
+            modifiers=list(row.modifiers),
+        )
+
+
+@strawberry.type(description="A status the order entered, when, and who said so.")
+class OrderStatusChange:
+    status: OrderStatus
+    at: datetime
+    source: Source
+
+
+@strawberry.type(description="An order placed at a store, from any source.")
+class Order(Node):
+    id: strawberry.ID
+    source: Source
+    external_id: str = strawberry.field(description="The order's id in its source.")
+    status: OrderStatus
+    fulfillment: FulfillmentType
+    channel: str = strawberry.field(description="Where it was placed: ONLINE, IN_STORE, APP...")
+    placed_at: datetime
+    promised_at: datetime | None = strawberry.field(description="When it was promised ready.")
+    is_delayed: bool = strawberry.field(
+        description=(
+            "Running late: the promised time passed and it is not READY yet, or preparation "
+            "took longer than the store's usual time for the daypart by max(5 min, 50%). "
+            "See docs/graphql.md."
+        )
+    )
+    subtotal: Money
+    tax: Money
+    tip: Money
+    discount: Money
+    total: Money
+    db_id: strawberry.Private[int]
+    store_id: strawberry.Private[int]
+    customer_id: strawberry.Private[int | None]
+
+    @classmethod
+    def from_row(cls, row: Any, now: datetime | None = None) -> Order:
+        currency = row.currency
+        status = model.OrderStatus(row.status)
+        return cls(
+            id=to_global_id("Order", row.id),
+            source=model.Source(row.source),
+            external_id=row.external_id,
+            status=status,
+            fulfillment=model.FulfillmentType(row.fulfillment),
+            channel=row.channel,
+            placed_at=row.placed_at,
+            promised_at=row.promised_at,
+            is_delayed=is_delayed(
+                status=status,
+                placed_at=row.placed_at,
+                promised_at=row.promised_at,
+                accepted_at=row.accepted_at,
+                ready_at=row.ready_at,
+                store_timezone=row.store_timezone,
+                usual_prep_minutes=row.store_usual_prep_minutes or {},
+                now=now or datetime.now(UTC),
+            ),
+            subtotal=Money(amount=row.subtotal_amount, currency=currency),
+            tax=Money(amount=row.tax_amount, currency=currency),
+            tip=Money(amount=row.tip_amount, currency=currency),
+            discount=Money(amount=row.discount_amount, currency=currency),
+            total=Money(amount=row.total_amount, currency=currency),
+            db_id=row.id,
+            store_id=row.store_id,
+            customer_id=row.customer_id,
+        )
+
+    @strawberry.field(description="The store it was placed at.")
+    async def store(self, info: Info) -> Store:
+        row = await info.context.loaders.store_by_id.load(self.store_id)
+        if row is None:
+            raise LookupError(f"store {self.store_id} of order {self.db_id} is not visible")
+        return Store.from_row(row)
+
+    @strawberry.field(description="Who placed it, when known (a merged customer's survivor).")
+    async def customer(
+        self, info: Info
+    ) -> Annotated[Customer, strawberry.lazy("resolvers.customers.types")] | None:
+        from resolvers.customers.types import Customer
+
+        if self.customer_id is None:
+            return None
+        row = await info.context.loaders.customer_by_id.load(self.customer_id)
+        return None if row is None else Customer.from_row(row)
+
+    @strawberry.field(description="The ticket, in order.")
+    async def line_items(self, info: Info) -> list[LineItem]:
+        rows = await info.context.loaders.line_items_by_order_id.load(self.db_id)
+        return [LineItem.from_row(row) for row in rows]
+
+    @strawberry.field(description="Every status it went through, oldest first.")
+    async def status_history(self, info: Info) -> list[OrderStatusChange]:
+        rows = await info.context.loaders.status_history_by_order_id.load(self.db_id)
+        return [
+            OrderStatusChange(
+                status=model.OrderStatus(row.status), at=row.at, source=model.Source(row.source)
+            )
+            for row in rows
+        ]
+
+
+@strawberry.type(description="A page of orders, newest first.")
+class OrderConnection(Connection[Order]):
+    pass
+
+
+@strawberry.input(description="Narrows a list of orders; every given condition must hold.")
+class OrderFilter:
+    status: list[OrderStatus] | None = strawberry.field(
+        default=None, description="Any of these statuses."
+    )
+    store_id: strawberry.ID | None = strawberry.field(default=None, description="At this store.")
+    fulfillment: list[FulfillmentType] | None = strawberry.field(
+        default=None, description="Any of these fulfillment types."
+    )
+    placed_after: datetime | None = strawberry.field(
+        default=None, description="Placed at or after this time."
+    )
+    placed_before: datetime | None = strawberry.field(
+        default=None, description="Placed before this time."
+    )
+
+    def to_query(self) -> OrderQuery:
+        store_ids: tuple[int, ...] | None = None
+        if self.store_id is not None:
+            store_id = db_id_of(self.store_id, "Store")
+            if store_id is None:
+                raise UserInputError("`filter.storeId` is not a store id", argument="filter")
+            store_ids = (store_id,)
+        return OrderQuery(
+            statuses=_values(self.status, "status"),
+            store_ids=store_ids,
+            fulfillments=_values(self.fulfillment, "fulfillment"),
+            placed_after=self.placed_after,
+            placed_before=self.placed_before,
+        )
+
+
+def _values(items: list[Any] | None, name: str) -> tuple[str, ...] | None:
+    if items is None:
+        return None
+    if len(items) > MAX_FILTER_VALUES:
+        raise UserInputError(f"`filter.{name}` takes at most {MAX_FILTER_VALUES} values")
+    return tuple(sorted({item.value for item in items}))
+
+
+def order_query(filter: OrderFilter | None) -> OrderQuery:
+    return OrderQuery() if filter is None else filter.to_query()
+
+
+def order_window(
+    first: int | None, after: str | None, last: int | None, before: str | None
+) -> Window:
+    return window_of(
+        ORDER_CURSOR, ORDER_KEY_TYPES, first=first, after=after, last=last, before=before
+    )
+
+
+def order_connection(rows: Any, window: Window, count: Any) -> OrderConnection:
+    now = datetime.now(UTC)
+    return build_connection(
+        OrderConnection,
+        rows,
+        window,
+        kind=ORDER_CURSOR,
+        key_of=lambda row: (row.placed_at, row.id),
+        node_of=lambda row: Order.from_row(row, now),
+        count=count,
+    )

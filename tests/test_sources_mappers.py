@@ -1,0 +1,230 @@
+"""The pure mappers: vendor JSON in, domain events out, typed errors with field paths."""
+
+from __future__ import annotations
+
+import contextlib
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.cards import luhn_valid, scrub_json, scrub_text
+from domain.events import CustomersMerged, CustomerUpserted, OrderFetchNeeded, OrderStatusObserved
+from domain.model import OrderStatus
+from domain.money import to_minor_units
+from domain.order_status import square_status, toast_status
+from domain.sources import hubspot, salesforce, square, toast
+from domain.sources.common import ParseError
+from tests.ingest_support import square_order, square_thin_order_event, toast_order_event
+
+
+def test_a_square_merge_becomes_an_upsert_of_the_winner_and_a_merge() -> None:
+    payload = {
+        "merchant_id": "M",
+        "type": "customer.created",
+        "event_id": "e",
+        "created_at": "2025-06-14T18:22:41Z",
+        "data": {
+            "type": "customer",
+            "id": "N3V8",
+            "object": {
+                "customer": {"id": "N3V8", "given_name": "Dana", "creation_source": "MERGE"},
+                "event_context": {
+                    "merge": {"from_customer_ids": ["7Y4E", "Q1W2"], "to_customer_id": "N3V8"}
+                },
+            },
+        },
+    }
+    upsert, merged = square.parse_event(payload).events
+    assert isinstance(upsert, CustomerUpserted)
+    assert merged == CustomersMerged(square.SOURCE, "N3V8", ("7Y4E", "Q1W2"))
+
+
+def test_a_square_fulfillment_update_is_a_fetch_plus_an_immediate_status() -> None:
+    event = square_thin_order_event(
+        "o1", version=5, kind="order.fulfillment.updated", fulfillment=("RESERVED", "PREPARED")
+    )
+    fetch, status = square.parse_event(event).events
+    assert fetch == OrderFetchNeeded(square.SOURCE, "o1", 5)
+    assert isinstance(status, OrderStatusObserved)
+    assert (status.status, status.version) == (OrderStatus.READY, 5)
+
+
+def test_square_quantities_are_strings_and_may_be_decimal() -> None:
+    order = square.parse_order(square_order("o1", quantity="1.5"))
+    assert order.lines[0].quantity == Decimal("1.5")
+
+
+def test_a_square_order_without_money_names_the_missing_field() -> None:
+    raw = square_order("o1")
+    del raw["total_money"]
+    with pytest.raises(ParseError) as caught:
+        square.parse_order(raw)
+    assert caught.value.path == "order.total_money"
+
+
+def test_a_toast_order_with_a_non_numeric_price_names_the_field() -> None:
+    event = toast_order_event("o1")
+    event["details"]["order"]["checks"][0]["taxAmount"] = "lots"
+    with pytest.raises(ParseError) as caught:
+        toast.parse_event(event)
+    assert caught.value.path == "details.order.checks[0].taxAmount"
+
+
+def test_hubspot_merge_and_privacy_deletion() -> None:
+    deliveries = hubspot.parse_batch(
+        [
+            {
+                "eventId": 1,
+                "subscriptionType": "contact.merge",
+                "objectId": 7,
+                "primaryObjectId": 7,
+                "mergedObjectIds": [8, 9],
+                "occurredAt": 1718389362004,
+            },
+            {
+                "eventId": 2,
+                "subscriptionType": "contact.privacyDeletion",
+                "objectId": 9,
+                "occurredAt": 1718389362004,
+            },
+        ]
+    )
+    assert deliveries[0].events == [CustomersMerged(hubspot.SOURCE, "7", ("8", "9"))]
+    assert deliveries[1].events[0].erase is True  # type: ignore[union-attr]
+
+
+def test_a_salesforce_delete_with_a_master_record_is_a_merge() -> None:
+    payload = {
+        "ChangeEventHeader": {
+            "entityName": "Contact",
+            "recordIds": ["loser"],
+            "changeType": "DELETE",
+            "commitTimestamp": 1718389361000,
+            "transactionKey": "t",
+            "sequenceNumber": 1,
+        },
+        "MasterRecordId": "winner",
+    }
+    envelope = salesforce.parse_event(payload)
+    assert envelope.event_id == "t:1"
+    assert envelope.events[-1] == CustomersMerged(salesforce.SOURCE, "winner", ("loser",))
+
+
+@pytest.mark.parametrize(
+    ("state", "fulfillments", "expected"),
+    [
+        ("DRAFT", ["PREPARED"], OrderStatus.PLACED),
+        ("OPEN", [], OrderStatus.PLACED),
+        ("OPEN", ["PROPOSED"], OrderStatus.PLACED),
+        ("OPEN", ["RESERVED"], OrderStatus.PREPARING),
+        ("OPEN", ["PREPARED"], OrderStatus.READY),
+        ("OPEN", ["CANCELED", "FAILED"], OrderStatus.CANCELED),
+        ("OPEN", ["CANCELED", "PREPARED"], OrderStatus.READY),
+        ("COMPLETED", ["COMPLETED"], OrderStatus.COMPLETED),
+        ("CANCELED", ["PREPARED"], OrderStatus.CANCELED),
+    ],
+)
+def test_square_status_mapping(state: str, fulfillments: list[str], expected: OrderStatus) -> None:
+    assert square_status(state, fulfillments) is expected
+
+
+def test_toast_status_mapping() -> None:
+    def status(**overrides: object) -> OrderStatus:
+        fields: dict[str, object] = {
+            "voided": False,
+            "deleted": False,
+            "approval_status": "APPROVED",
+            "check_payment_statuses": ["OPEN"],
+            "selection_statuses": ["NEW"],
+            "delivery_state": None,
+        }
+        fields.update(overrides)
+        return toast_status(**fields)  # type: ignore[arg-type]
+
+    assert status() is OrderStatus.ACCEPTED
+    assert status(approval_status="NEEDS_APPROVAL") is OrderStatus.PLACED
+    assert status(selection_statuses=["SENT", "NEW"]) is OrderStatus.PREPARING
+    assert status(selection_statuses=["READY", "READY"]) is OrderStatus.READY
+    assert status(delivery_state="PICKED_UP") is OrderStatus.OUT_FOR_DELIVERY
+    assert status(check_payment_statuses=["CLOSED"]) is OrderStatus.COMPLETED
+    assert status(delivery_state="DELIVERED") is OrderStatus.COMPLETED
+    assert status(voided=True) is OrderStatus.CANCELED
+    assert status(approval_status="NOT_APPROVED") is OrderStatus.CANCELED
+
+
+@given(
+    cents=st.integers(min_value=-(10**9), max_value=10**9),
+    currency=st.sampled_from(["USD", "EUR", "JPY", "KWD"]),
+)
+def test_toast_decimal_money_round_trips_exactly_through_minor_units(
+    cents: int, currency: str
+) -> None:
+    exponent = {"USD": 2, "EUR": 2, "JPY": 0, "KWD": 3}[currency]
+    decimal_text = str(Decimal(cents).scaleb(-exponent))
+    assert to_minor_units(float(decimal_text), currency) == cents
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_card_scrubbing_keeps_shape_and_is_idempotent(value: object) -> None:
+    once = scrub_json(value)
+    assert scrub_json(once) == once
+    assert type(once) is type(value)
+
+
+def test_card_numbers_are_tokenized_but_other_digit_runs_are_kept() -> None:
+    assert luhn_valid("4111111111111111")
+    text = "pan 4111-1111-1111-1111, order 1718389361512, phone 4155550123"
+    scrubbed = scrub_text(text)
+    assert "[card ****1111]" in scrubbed
+    assert "1718389361512" in scrubbed  # 13 digits but not Luhn-valid
+    assert "4155550123" in scrubbed
+
+
+@given(st.data())
+def test_parsers_raise_only_parse_errors_on_arbitrary_json(data: st.DataObject) -> None:
+    value = data.draw(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+            lambda c: (
+                st.lists(c, max_size=3)
+                | st.dictionaries(
+                    st.sampled_from(
+                        [
+                            "event_id",
+                            "type",
+                            "data",
+                            "object",
+                            "guid",
+                            "details",
+                            "eventType",
+                            "order",
+                            "timestamp",
+                            "id",
+                        ]
+                    ),
+                    c,
+                    max_size=5,
+                )
+            ),
+            max_leaves=15,
+        )
+    )
+    for parse in (
+        square.parse_event,
+        toast.parse_event,
+        hubspot.parse_batch,
+        salesforce.parse_event,
+    ):
+        with contextlib.suppress(ParseError):
+            parse(value)  # type: ignore[operator]
