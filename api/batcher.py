@@ -39,19 +39,28 @@ class DeliveryBatcher:
         self.max_wait_s = max_wait_s
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()  # nothing queued, nothing committing
+        self._idle.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="guestgraph-batcher")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def stop(self, *, grace_s: float = 10.0) -> None:
+        """Commit what was submitted (cancelling mid-transaction would leak its
+        connection), then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     async def submit(self, deliveries: Sequence[Delivery], *, actor: str) -> list[Outcome]:
         """Ingest ``deliveries``; return their outcomes once they are committed."""
         job = _Job(deliveries, actor, asyncio.get_running_loop().create_future())
+        self._idle.clear()
         await self._queue.put(job)
         return await job.done
 
@@ -69,7 +78,11 @@ class DeliveryBatcher:
                 job = self._queue.get_nowait()
                 jobs.append(job)
                 size += len(job.deliveries)
-            await self._commit(jobs)
+            try:
+                await self._commit(jobs)
+            finally:
+                if self._queue.empty():
+                    self._idle.set()
 
     async def _commit(self, jobs: list[_Job]) -> None:
         by_actor: dict[str, list[_Job]] = {}
