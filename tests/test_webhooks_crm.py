@@ -185,3 +185,16 @@ async def test_salesforce_refuses_a_stale_or_unsigned_delivery(
     unsigned = await client.post("/webhooks/salesforce", content=body)
     assert unsigned.status_code == 401
     assert unsigned.json()["error"]["message"] == "missing webhook-id header"
+
+
+async def test_a_salesforce_field_set_to_null_is_cleared(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    create = contact_change("CREATE", {"LastName": "Ortiz", "Email": "d@example.com"}, seq=1)
+    cleared = contact_change("UPDATE", {}, seq=2)
+    cleared["ChangeEventHeader"]["nulledFields"] = ["Email"]
+    await post_salesforce(client, dumps(create))
+    await post_salesforce(client, dumps(cleared))
+    contact = await record(engine, "SALESFORCE", "0035f00000LkQ2mAAF")
+    assert contact.attributes["email"] is None
+    assert contact.attributes["family_name"] == "Ortiz"

@@ -48,11 +48,12 @@ def parse_event(payload: Any) -> Envelope:
     ids = [i.text() for i in header.get("recordIds").children()]
     committed = header.get("commitTimestamp").timestamp()
     if change in {"CREATE", "UPDATE", "UNDELETE"}:
+        # nulledFields: fields the change set to null (absent from the body)
+        nulled = {n.text() for n in header.array("nulledFields")}
+        touched = frozenset(f for sf, f in FIELDS.items() if root.has(sf) or sf in nulled)
         events: list[DomainEvent] = [
             CustomerUpserted(
-                _record(root, rid, committed),
-                partial=change != "CREATE",
-                changed=frozenset(f for sf, f in FIELDS.items() if root.has(sf)),
+                _record(root, rid, committed), partial=change != "CREATE", changed=touched
             )
             for rid in ids
         ]
