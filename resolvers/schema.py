@@ -12,6 +12,7 @@ from resolvers.descriptions import describe_fields
 from resolvers.errors import MaskUnexpectedErrors
 from resolvers.identity.mutations import IdentityMutations
 from resolvers.interactions.mutations import InteractionMutations
+from resolvers.live.subscriptions import LiveSubscriptions
 from resolvers.loyalty.mutations import LoyaltyMutations
 from resolvers.node_query import NodeQueries
 from resolvers.orders.queries import OrderQueries
@@ -30,10 +31,16 @@ class Mutation(CustomerMutations, InteractionMutations, LoyaltyMutations, Identi
     pass
 
 
+@strawberry.type
+class Subscription(LiveSubscriptions):
+    pass
+
+
 def build_schema() -> strawberry.Schema:
     built = strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
             MaskUnexpectedErrors,
