@@ -68,7 +68,7 @@ class OrderStatusEvent:
         row = await info.context.loaders.order_by_id.load(self.db_order_id)
         if row is None:
             raise GraphQLError("order not found")
-        return Order.from_row(row)
+        return Order.from_row(row, info.context.locale)
 
     @classmethod
     def from_row(cls, row: FeedRow) -> OrderStatusEvent | None:
