@@ -275,3 +275,38 @@ async def test_a_bad_token_is_refused_at_init_4403(serve: ServerFactory) -> None
     async with serve(mode=Mode.PRODUCTION, jwt_secret=JWT_SECRET) as url, connect(url) as ws:
         await send(ws, {"type": "connection_init", "payload": {"Authorization": "Bearer x.y.z"}})
         assert (await closed_with(ws))[0] == 4403
+
+
+async def test_shared_streams_keep_each_connections_money_locale(
+    engine: AsyncEngine, url: str
+) -> None:
+    store = await make_store(engine)
+    order = await make_order(
+        engine,
+        store_id=store,
+        status=OrderStatus.PLACED,
+        items=[{"name": "Pie", "unit_price": 123456}],
+    )
+    document = (
+        "subscription($o: ID) { orderStatusChanged(orderId: $o) { order { total { formatted } } } }"
+    )
+    formatted = {}
+    sockets = {}
+    for language in ("en-US", "de-DE"):
+        ws = await websockets.connect(
+            url,
+            subprotocols=[TRANSPORT_WS],
+            additional_headers={"Accept-Language": language},  # type: ignore[list-item]
+        )
+        await init(ws)
+        payload = {"query": document, "variables": {"o": order_gid(order)}}
+        await send(ws, {"id": "1", "type": "subscribe", "payload": payload})
+        sockets[language] = ws
+    await asyncio.sleep(0.3)
+    await change_status(engine, order, OrderStatus.READY)
+    for language, ws in sockets.items():
+        message = await receive(ws)
+        formatted[language] = message["payload"]["data"]["orderStatusChanged"]["order"]["total"]
+        await ws.close()
+    assert formatted["en-US"]["formatted"] == "$1,234.56"
+    assert formatted["de-DE"]["formatted"].startswith("1.234,56")
