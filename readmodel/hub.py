@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from readmodel import changefeed
+from readmodel import changefeed, identity
 from readmodel.changefeed import FeedRow
 from readmodel.relay import ChangeNotifier, channel_name, decode_row, stop_task, wait_for
 from readmodel.tables import change_feed
@@ -364,6 +364,14 @@ class Hub(InProcessHub):
 
 
 # --- replay ---------------------------------------------------------------------------------
+
+
+async def surviving_customer(engine: AsyncEngine, customer_id: int) -> int:
+    """The customer ``customer_id`` was merged into (itself if not merged or unknown), so a
+    subscription by a merged-away id follows the person."""
+    async with engine.connect() as conn:
+        found = await identity.canonical_customer_id(conn, customer_id)
+    return customer_id if found is None else found
 
 
 async def newest_seq(engine: AsyncEngine) -> int:
