@@ -56,6 +56,7 @@ from resolvers.protection import (
     DocumentCache,
     Limits,
     install_protection,
+    is_timeout,
     may_introspect,
     operation_cost,
     operation_of,
@@ -298,26 +299,16 @@ def _wants_html(request: Request) -> bool:
 # --- response shaping ------------------------------------------------------------------------
 
 
-def _is_timeout(error: BaseException | None) -> bool:
-    seen = 0
-    while error is not None and seen < 8:
-        if type(error).__name__ in {"QueryCanceledError", "TimeoutError"}:
-            return True
-        error = getattr(error, "orig", None) or error.__cause__
-        seen += 1
-    return False
-
-
 def format_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool) -> dict[str, Any]:
     """The error as clients see it: unexpected failures masked, a code and the request id."""
     extensions = dict(error.extensions or {})
     original = error.original_error
     message = error.message
     if original is not None and not isinstance(original, GraphQLError) and "code" not in extensions:
-        if _is_timeout(original):
+        if is_timeout(original):
             message, extensions = "The operation took too long.", {"code": "OPERATION_TIMEOUT"}
         else:
-            message, extensions = "Internal server error.", {"code": "INTERNAL_SERVER_ERROR"}
+            message, extensions = "Internal server error", {"code": "INTERNAL"}
     extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.path is None else "ERROR")
     extensions["requestId"] = request_id
     formatted: dict[str, Any] = {
@@ -391,7 +382,7 @@ class GraphQLHTTP:
             return auth_error_response(error, request_id)
         except Exception:  # the last line of defence: never a stack trace to the client
             log.exception("unexpected failure in /graphql (request %s)", request_id)
-            internal = RequestRefused(500, "INTERNAL_SERVER_ERROR", "Internal server error.")
+            internal = RequestRefused(500, "INTERNAL", "Internal server error")
             return refused_response(internal, request_id)
 
     async def _handle(self, request: Request, request_id: str) -> Response:
@@ -403,7 +394,7 @@ class GraphQLHTTP:
         if method == "GET" and _wants_html(request):
             if self.settings.is_development:
                 return HTMLResponse(get_graphql_ide_html("graphiql"))
-            raise RequestRefused(404, "NOT_FOUND", "GraphiQL is only served in development.")
+            raise RequestRefused(404, "NOT_FOUND", "No IDE here: send a GraphQL query.")
         state = request.app.state
         authenticator: Authenticator = state.authenticator
         viewer = await authenticator.authenticate(request.headers.get("authorization"))

@@ -66,6 +66,7 @@ class Limits:
     max_tokens: int = 2000
     max_directives_per_field: int = 3
     max_cost: int = 20_000
+    max_duplicate_fields: int = 10
     development: bool = False
 
 
@@ -96,6 +97,15 @@ def _walk(node: Node) -> Iterator[Node]:
                 stack.append(value)
             elif isinstance(value, tuple | list):
                 stack.extend(v for v in value if isinstance(v, Node))
+
+
+def _most_repeated_field(selection_set: SelectionSetNode) -> int:
+    counts: dict[str, int] = {}
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            key = (selection.alias or selection.name).value
+            counts[key] = counts.get(key, 0) + 1
+    return max(counts.values(), default=0)
 
 
 def _depth(
@@ -137,6 +147,17 @@ def check_limits(
     """The first broken limit as one error, or nothing."""
     aliases = 0
     for node in _walk(document):
+        if isinstance(node, SelectionSetNode):
+            duplicate = _most_repeated_field(node)
+            if duplicate > limits.max_duplicate_fields:
+                return [
+                    limit_error(
+                        f"A field is repeated {duplicate} times in one selection; at most "
+                        f"{limits.max_duplicate_fields} are allowed.",
+                        "FIELD_DUPLICATION",
+                        limit=limits.max_duplicate_fields,
+                    )
+                ]
         if isinstance(node, FieldNode):
             if node.alias is not None:
                 aliases += 1
@@ -363,8 +384,38 @@ def _viewer_and_limits(context: Any) -> tuple[Viewer, Limits]:
     )
 
 
+def is_timeout(error: BaseException | None) -> bool:
+    """A PostgreSQL ``statement_timeout`` cancel or an asyncio timeout, however wrapped."""
+    seen = 0
+    while error is not None and seen < 8:
+        if type(error).__name__ in {"QueryCanceledError", "TimeoutError"}:
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+        seen += 1
+    return False
+
+
+def timeout_error(error: GraphQLError) -> GraphQLError:
+    return GraphQLError(
+        "The operation took too long.",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": "OPERATION_TIMEOUT"},
+    )
+
+
 class ProtectionExtension(SchemaExtension):
-    """Uses the HTTP handler's prepared document, or applies the limits itself."""
+    """Uses the HTTP handler's prepared document, or applies the limits itself; turns
+    statement timeouts into typed ``OPERATION_TIMEOUT`` errors (before any masking)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [  # type: ignore[union-attr]
+                timeout_error(e) if is_timeout(e.original_error) else e for e in errors
+            ]
 
     def on_parse(self) -> Iterator[None]:
         prepared = PREPARED.get()
