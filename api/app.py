@@ -19,7 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from api.graphql_http import GraphQLHTTP, start_security
+from api.graphql_http import GraphQLHTTP, StrictTransportWSHandler, start_security
 from api.ingest import ingest_lifespan, ingest_routes
 from api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from api.oauth import oauth_routes
@@ -48,6 +48,8 @@ class AppState:
 
 class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view with guestgraph's typed context."""
+
+    graphql_transport_ws_handler_class = StrictTransportWSHandler  # auth: api/graphql_http.py
 
     def __init__(self, settings: Settings, schema: strawberry.Schema) -> None:
         super().__init__(

@@ -275,7 +275,7 @@ class Authenticator:
 
     async def client(self, client_id: str) -> client_store.ApiClient | None:
         """The registered client (cached briefly: revocation applies within seconds)."""
-        if len(client_id) > 128:
+        if not is_plain_text(client_id, 128):
             return None
         return await self._clients.get_or_load(
             client_id, lambda: client_store.client_by_id(self.engine, client_id)
@@ -288,6 +288,8 @@ class Authenticator:
             raise invalid_token("stores must be a list")
         if not all(isinstance(r, str | int) and not isinstance(r, bool) for r in refs):
             raise invalid_token("stores must hold ids")
+        if not all(is_plain_text(str(r), 200) for r in refs):
+            raise invalid_token("stores must hold ids")
         key = tuple(sorted(str(r) for r in refs))
         return await self._stores.get_or_load(
             key, lambda: scoping.resolve_store_refs(self.engine, refs)
@@ -295,6 +297,8 @@ class Authenticator:
 
     async def _customer_id(self, subject: str) -> int | None:
         source, sep, external_id = subject.partition(":")
+        if not is_plain_text(subject, 256):
+            raise invalid_token("a customer token's subject must be SOURCE:external_id")
         if not sep or not external_id or source.upper() not in {s.value for s in Source}:
             raise invalid_token("a customer token's subject must be SOURCE:external_id")
         return await self._customers.get_or_load(
@@ -331,6 +335,11 @@ class Authenticator:
             claims["stores"] = [str(s) for s in client.store_ids]
         token = jwt.encode(claims, secret, algorithm="HS256")
         return IssuedToken(access_token=token, expires_in=ttl, scope=claims["scope"])
+
+
+def is_plain_text(value: str, max_length: int) -> bool:
+    """Printable, bounded: safe to use as a database key (PostgreSQL text refuses NUL)."""
+    return 0 < len(value) <= max_length and value.isprintable()
 
 
 def bearer_token(authorization: str) -> str:

@@ -41,6 +41,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.http.ides import get_graphql_ide_html
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from api.auth import Authenticator, AuthError, TtlCache, auth_error_response
@@ -299,7 +302,13 @@ def _wants_html(request: Request) -> bool:
 # --- response shaping ------------------------------------------------------------------------
 
 
-def format_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool) -> dict[str, Any]:
+def format_error(
+    error: GraphQLError,
+    request_id: str,
+    *,
+    hide_suggestions: bool,
+    default_code: str = "GRAPHQL_VALIDATION_FAILED",
+) -> dict[str, Any]:
     """The error as clients see it: unexpected failures masked, a code and the request id."""
     extensions = dict(error.extensions or {})
     original = error.original_error
@@ -309,7 +318,7 @@ def format_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool
             message, extensions = "The operation took too long.", {"code": "OPERATION_TIMEOUT"}
         else:
             message, extensions = "Internal server error", {"code": "INTERNAL"}
-    extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.path is None else "ERROR")
+    extensions.setdefault("code", default_code)
     extensions["requestId"] = request_id
     formatted: dict[str, Any] = {
         "message": strip_suggestions(message) if hide_suggestions else message
@@ -351,6 +360,17 @@ def refused_response(refusal: RequestRefused, request_id: str) -> Response:
         "extensions": {"code": refusal.code, **refusal.extensions, "requestId": request_id},
     }
     return json_response({"errors": [error]}, refusal.status, request_id, refusal.headers)
+
+
+class StrictTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, closing with 4400 on a JSON frame that is not an object
+    (strawberry indexes it as a dict and drops the connection without a close frame)."""
+
+    async def handle_message(self, message: Any) -> None:
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self.handle_invalid_message("Failed to parse message")
+            return
+        await super().handle_message(message)  # type: ignore[arg-type]
 
 
 # --- the endpoint ---------------------------------------------------------------------------
@@ -561,13 +581,18 @@ class GraphQLHTTP:
         body: dict[str, Any] = {}
         status = 200
         if result.errors:
-            body["errors"] = [
-                format_error(e, request_id, hide_suggestions=not allow_introspection)
-                for e in result.errors
-            ]
             # errors before execution (variables that do not coerce) are request errors
             if result.data is None and all(e.path is None for e in result.errors):
                 status = 400
+            body["errors"] = [
+                format_error(
+                    e,
+                    request_id,
+                    hide_suggestions=not allow_introspection,
+                    default_code="BAD_USER_INPUT" if status == 400 else "ERROR",
+                )
+                for e in result.errors
+            ]
         if status == 200 or result.data is not None:
             body["data"] = result.data
         if result.extensions:

@@ -215,7 +215,9 @@ def _argument_int(node: FieldNode, name: str, variables: Mapping[str, Any]) -> i
             return int(value.value)
         if isinstance(value, VariableNode):
             found = variables.get(value.name.value)
-            return found if isinstance(found, int) and not isinstance(found, bool) else None
+            if isinstance(found, int) and not isinstance(found, bool) and abs(found) < 2**31:
+                return found
+            return None  # not an Int: coercion reports it, with the variable's name
     return None
 
 
@@ -339,11 +341,15 @@ def prepare_document(
     try:
         document = parse(query, no_location=False, max_tokens=limits.max_tokens)
     except GraphQLError as error:
-        code = "TOO_MANY_TOKENS" if "tokens" in error.message else "GRAPHQL_PARSE_FAILED"
+        code = "GRAPHQL_PARSE_FAILED"
+        if "tokens" in error.message:
+            code = "TOO_MANY_TOKENS"
+        elif "nested too deeply" in error.message:
+            code = "DEPTH_LIMIT"
         message = error.message if code == "TOO_MANY_TOKENS" else f"Syntax Error: {error.message}"
         message = message.replace("Syntax Error: Syntax Error:", "Syntax Error:")
         return PreparedDocument(query, None, (limit_error(message, code),))
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - graphql-core reports deep nesting itself
         return PreparedDocument(
             query, None, (limit_error("The document is nested too deeply.", "DEPTH_LIMIT"),)
         )
