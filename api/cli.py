@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from api import ingest_cli
 from api.logging import configure_logging
 from api.settings import Settings, SettingsError, load_settings
 
@@ -125,6 +126,10 @@ app.add_typer(clients_app, name="clients")
 from api.cli_identity import app as identity_app  # noqa: E402 (after app: it is a sub-app)
 
 app.add_typer(identity_app, name="identity")
+
+
+# --- ingest: import, inbox list|replay, demo ---
+ingest_cli.register(app)
 
 
 def main() -> None:

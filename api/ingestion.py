@@ -268,3 +268,47 @@ async def _ingest_one(conn: AsyncConnection, projector: Projector, d: Delivery) 
         log.warning("rejected %s event %s: %s", source, d.event_id, exc.reason)
         return Outcome(d.event_id, "rejected", exc.reason, row)
     return Outcome(d.event_id, status.value, "; ".join(ignored) or None, row)
+
+
+# --- re-running stored events (guestgraph inbox replay) ----------------------------------------
+
+
+async def redeliver(engine: AsyncEngine, row: inbox.InboxRow) -> list[Delivery]:
+    """Map a stored inbox row again, with today's mappers."""
+    from api import importer  # import rows are mapped by their file kind
+
+    source = Source(row.source)
+    if row.event_type and row.event_type.startswith(importer.EVENT_TYPE_PREFIX):
+        kind = row.event_type.removeprefix(importer.EVENT_TYPE_PREFIX)
+        async with engine.connect() as conn:
+            return [await importer.delivery_for(conn, kind, orjson.loads(row.raw_body))]
+    if source is Source.CANONICAL:
+        return [importer.canonical_delivery("replay", orjson.loads(row.raw_body))]
+    return await deliveries_for(engine, source, row.raw_body, row.headers)
+
+
+async def replay(engine: AsyncEngine, row_id: int, *, actor: str) -> Outcome:
+    """Re-run one stored event (a rejected one, after a fix). Its row keeps its id."""
+    async with engine.connect() as conn:
+        row = await inbox.get(conn, row_id)
+    if row is None:
+        raise LookupError(f"no inbox row {row_id}")
+    deliveries = await redeliver(engine, row)
+    failed = next((d.error for d in deliveries if d.error), None)
+    async with engine.begin() as conn:
+        if failed is not None:
+            await inbox.set_status(conn, row.id, InboxStatus.REJECTED, reason=failed)
+            return Outcome(row.event_id, "rejected", failed, row.id)
+        projector = Projector(conn, actor=actor)
+        try:
+            async with conn.begin_nested():
+                for d in deliveries:
+                    await projector.apply(d.events)
+                await projector.finish()
+        except ProjectionError as exc:
+            await inbox.set_status(conn, row.id, InboxStatus.REJECTED, reason=exc.reason)
+            return Outcome(row.event_id, "rejected", exc.reason, row.id)
+        pending = any(d.needs_fetch for d in deliveries)
+        status = InboxStatus.PENDING if pending else InboxStatus.APPLIED
+        await inbox.set_status(conn, row.id, status)
+    return Outcome(row.event_id, status.value, None, row.id)

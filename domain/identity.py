@@ -57,6 +57,7 @@ class RecordFacts:
     phone_key: str | None = None  # E.164; None when invalid or blocked
     email_verified: bool = False
     phone_verified: bool = False
+    deleted: bool = False  # the source deleted (or erased) the record
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,9 @@ class GoldenProfile:
 def golden_profile(records: list[RecordFacts]) -> GoldenProfile:
     """Survivorship: names from a CRM record when there is one, else the most recently
     updated record with a name; email and phone: the most recently updated *verified*
-    value, else the most recently updated valid one. Ties go to the newer record."""
+    value, else the most recently updated valid one. Ties go to the newer record. Records
+    the source deleted count only when nothing else is left."""
+    records = [r for r in records if not r.deleted] or records
 
     def has_name(r: RecordFacts) -> bool:
         return bool(r.given_name or r.family_name or r.display_name)

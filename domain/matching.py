@@ -12,7 +12,7 @@ ties several customers together), with the rule and the evidence. Rules, stronge
 
 Guardrails (see ``MatchPolicy``): blocked values never reach ``decide`` (normalization drops
 them); an identifier held by more than N distinct customers is *shared* and matches no one;
-a non-email match is refused when emails and names both disagree (conflict); customers a
+a non-email match is refused when the names disagree and no email is shared (conflict); customers a
 person has separated (a split) never merge, and a record is never linked to a customer it
 was split from.
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from domain.identity import CustomerRecord
@@ -195,14 +195,12 @@ def _names_verdict(record: RecordKeys, candidate: Candidate) -> bool | None:
 
 
 def _conflicts(record: RecordKeys, candidate: Candidate) -> bool:
-    """Strong keys disagree: both have emails, none shared, and the names disagree."""
-    emails_differ = (
-        record.email is not None
-        and bool(candidate.emails)
-        and record.email not in candidate.emails
-        and record.email_secondary not in candidate.email_secondaries
+    """Strong keys disagree: no email in common (different, or unknown on one side) and
+    the names disagree. A weaker key never overrides that."""
+    same_email = (record.email is not None and record.email in candidate.emails) or (
+        record.email_secondary is not None and record.email_secondary in candidate.email_secondaries
     )
-    return emails_differ and _names_verdict(record, candidate) is False
+    return not same_email and _names_verdict(record, candidate) is False
 
 
 def _match(
@@ -250,6 +248,29 @@ def _match(
     return None
 
 
+def _matches_by_borrowed_name(
+    record: RecordKeys,
+    candidates: Sequence[Candidate],
+    primary: Candidate,
+    matched: set[int],
+    shared: frozenset[tuple[IdentifierKind, str]],
+) -> list[Match]:
+    """A record without a full name, tied to ``primary`` by a key, carries the primary's
+    names: another customer agreeing on phone + that name is the same person too."""
+    names = sorted(primary.names, key=lambda n: (n.given or "", n.family or ""))
+    found = []
+    for candidate in sorted(candidates, key=lambda c: c.customer_id):
+        if candidate.customer_id in matched:
+            continue
+        for name in names:
+            m = _match(replace(record, name=name), candidate, shared, [])
+            if m is not None and m.rule in (Rule.PHONE_AND_NAME, Rule.SECONDARY_EMAIL):
+                evidence = {**m.evidence, "name_of_customer": primary.customer_id}
+                found.append(Match(m.customer_id, m.rule, evidence))
+                break
+    return found
+
+
 def shared_identifiers(
     record: RecordKeys,
     customers_per_key: Mapping[tuple[IdentifierKind, str], int],
@@ -261,6 +282,17 @@ def shared_identifiers(
         for kind, value in record.identifiers()
         if customers_per_key.get((kind, value), 0) > policy.max_customers(kind)
     )
+
+
+def _notes(
+    refused: list[dict[str, Any]], shared: frozenset[tuple[IdentifierKind, str]]
+) -> dict[str, Any]:
+    notes: dict[str, Any] = {}
+    if refused:
+        notes["refused"] = refused
+    if shared:
+        notes["shared"] = sorted(f"{kind.value}:{value}" for kind, value in shared)
+    return notes
 
 
 def decide(
@@ -278,15 +310,18 @@ def decide(
         for c in sorted(candidates, key=lambda c: c.customer_id)
         if (m := _match(record, c, shared, refused)) is not None
     ]
-    notes: dict[str, Any] = {}
-    if refused:
-        notes["refused"] = refused
-    if shared:
-        notes["shared"] = sorted(f"{kind.value}:{value}" for kind, value in shared)
     if not matches:
-        return CreateNew(notes)
-    matches.sort(key=lambda m: (RULE_PRIORITY[m.rule], m.customer_id))
+        return CreateNew(_notes(refused, shared))
     by_id = {c.customer_id: c for c in candidates}
+    matches.sort(key=lambda m: (RULE_PRIORITY[m.rule], m.customer_id))
+    if not record.name.is_complete:
+        matched = {m.customer_id for m in matches}
+        matches += _matches_by_borrowed_name(
+            record, candidates, by_id[matches[0].customer_id], matched, shared
+        )
+        matched = {m.customer_id for m in matches}
+        refused = [r for r in refused if r["customer_id"] not in matched]
+        matches.sort(key=lambda m: (RULE_PRIORITY[m.rule], m.customer_id))
     group = [matches[0]]
     for m in matches[1:]:
         blocked_by = by_id[m.customer_id].separated_from
@@ -298,9 +333,7 @@ def decide(
             continue
         group.append(m)
     primary = group[0]
-    evidence = {**primary.evidence, **notes}
-    if refused:
-        evidence["refused"] = refused
+    evidence = {**primary.evidence, **_notes(refused, shared)}
     if len(group) == 1:
         return LinkTo(primary.customer_id, primary.rule, evidence)
     ids = sorted(m.customer_id for m in group)

@@ -9,10 +9,12 @@ split. See docs/identity.md.
 
 Change feed: every function here takes ``changes``. When the caller passes a list, the
 ``Change`` rows are appended to it and the caller must hand them to
-``readmodel.changefeed.append_changes`` before commit (ingestion does, once per delivery,
-as late as possible). When ``changes`` is None they are appended to the feed right away.
-Topics: ``customer.updated`` (created, or golden fields changed), ``customer.merged``,
-``customer.split``, ``loyalty.changed`` (balances folded by a merge).
+``readmodel.changefeed.append_changes`` before commit (ingestion should: once per delivery,
+as late as possible, since appending holds the feed lock until commit). When ``changes``
+is None they are appended to the feed right away. Topics: ``customer.merged`` (one per
+merged customer), ``loyalty.changed`` (balances folded by a merge), ``customer.split`` and
+``customer.updated`` for both customers of a split. ``link_record`` emits no
+``customer.updated`` for the record itself: its caller knows what it changed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -319,6 +321,8 @@ async def _candidates(
                 select(source_records.c.customer_id).where(source_records.c.id == record_id)
             )
         ids = set().union(*holders.values()) | ({owner} if owner is not None else set())
+        if not ids:
+            return [], {}
         merged = await _lock_customers(conn, ids)
         if all(merged.get(i) is None for i in ids):
             break
@@ -425,9 +429,11 @@ async def link_record(
             )
             .where(source_records.c.source == record.source.value)
             .where(source_records.c.external_id == record.external_id)
-            .with_for_update()
         )
     ).first()
+    # No row lock on the record here: the advisory lock above already serializes links of
+    # this record, and customers are always locked before their source records are written
+    # (a merge does the same), so the two can never wait on each other in a cycle.
     if existing is not None:
         stale = (
             record.version is not None
@@ -435,13 +441,14 @@ async def link_record(
             and record.version < existing.source_version
         )
         if stale or existing.attributes == attributes:
+            customer_id = await _locked_owner(conn, int(existing.id))
             if not stale and record.version is not None:
                 await conn.execute(
                     update(source_records)
                     .where(source_records.c.id == existing.id)
                     .values(source_version=record.version)
                 )
-            return Linked(int(existing.customer_id), int(existing.id), created_customer=False)
+            return Linked(customer_id, int(existing.id), created_customer=False)
 
     record_id = int(existing.id) if existing is not None else None
     candidates, counts = await _candidates(conn, keys, record_id)
@@ -515,14 +522,26 @@ async def link_record(
             )
         )
     await _replace_identifiers(conn, source_record_id, customer_id, keys, record)
-    changed = await _refresh_golden(conn, [customer_id])
+    await refresh_golden_fields(conn, [customer_id])
     if merged:
         await recompute_traits(conn, [customer_id])
-    if created or changed:
-        produced.append(_updated(customer_id, "created" if created else "profile"))
     await _emit(conn, changes, produced)
     matched_by = Rule.SAME_SOURCE_RECORD.value if existing is not None else decision.rule.value
     return Linked(customer_id, source_record_id, created, merged, matched_by)
+
+
+async def _locked_owner(conn: AsyncConnection, source_record_id: int) -> int:
+    """The record's customer, row-locked until commit so no merge moves it from under the
+    caller (who is about to attach orders to it)."""
+    while True:
+        owner = int(
+            await conn.scalar(
+                select(source_records.c.customer_id).where(source_records.c.id == source_record_id)
+            )
+            or 0
+        )
+        if (await _lock_customers(conn, [owner])).get(owner) is None:
+            return owner
 
 
 async def _replace_identifiers(
@@ -558,81 +577,58 @@ async def _replace_identifiers(
 # --- golden fields ------------------------------------------------------------------------
 
 
-async def _refresh_golden(conn: AsyncConnection, customer_ids: Sequence[int]) -> set[int]:
+_GOLDEN_FACTS = text(
+    """
+    SELECT sr.id, sr.customer_id, sr.source, sr.attributes, sr.deleted_at IS NOT NULL AS deleted,
+           coalesce(sr.source_updated_at, sr.updated_at) AS updated_at,
+           e.value AS email_key, coalesce(e.verified, false) AS email_verified,
+           p.value AS phone_key, coalesce(p.verified, false) AS phone_verified
+    FROM source_records sr
+    LEFT JOIN identifiers e ON e.source_record_id = sr.id AND e.kind = 'email'
+    LEFT JOIN identifiers p ON p.source_record_id = sr.id AND p.kind = 'phone'
+    WHERE sr.customer_id = ANY(:ids)
+    """
+).bindparams(bindparam("ids", type_=_BIGINT_ARRAY))
+
+
+async def refresh_golden_fields(conn: AsyncConnection, customer_ids: Sequence[int]) -> set[int]:
     """Recompute the golden fields of ``customer_ids`` by survivorship; return the ids
-    whose fields changed."""
+    whose fields changed. Linking, merging and splitting call it; call it yourself after
+    changing source records another way (e.g. marking one deleted)."""
     ids = sorted(set(customer_ids))
     facts: dict[int, list[RecordFacts]] = defaultdict(list)
-    keys: dict[int, dict[str, tuple[str, bool]]] = defaultdict(dict)
-    for r in await conn.execute(
-        select(
-            identifiers.c.source_record_id,
-            identifiers.c.kind,
-            identifiers.c.value,
-            identifiers.c.verified,
-        ).where(
-            identifiers.c.customer_id.in_(ids),
-            identifiers.c.kind.in_([IdentifierKind.EMAIL.value, IdentifierKind.PHONE.value]),
-        )
-    ):
-        keys[int(r.source_record_id)][r.kind] = (r.value, bool(r.verified))
-    for sr in await conn.execute(
-        select(
-            source_records.c.id,
-            source_records.c.customer_id,
-            source_records.c.source,
-            source_records.c.attributes,
-            source_records.c.deleted_at,
-            func.coalesce(source_records.c.source_updated_at, source_records.c.updated_at).label(
-                "updated_at"
-            ),
-        ).where(source_records.c.customer_id.in_(ids))
-    ):
-        a = sr.attributes
-        email = keys[int(sr.id)].get(IdentifierKind.EMAIL.value)
-        phone = keys[int(sr.id)].get(IdentifierKind.PHONE.value)
-        facts[int(sr.customer_id)].append(
+    for r in await conn.execute(_GOLDEN_FACTS, {"ids": ids}):
+        a = r.attributes
+        facts[int(r.customer_id)].append(
             RecordFacts(
-                source_record_id=int(sr.id),
-                source=Source(sr.source),
-                updated_at=sr.updated_at,
+                source_record_id=int(r.id),
+                source=Source(r.source),
+                updated_at=r.updated_at,
                 given_name=a.get("given_name"),
                 family_name=a.get("family_name"),
                 display_name=a.get("display_name"),
                 email=a.get("email"),
-                email_key=email[0] if email else None,
-                phone_key=phone[0] if phone else None,
-                email_verified=bool(email and email[1]),
-                phone_verified=bool(phone and phone[1]),
+                email_key=r.email_key,
+                phone_key=r.phone_key,
+                email_verified=r.email_verified,
+                phone_verified=r.phone_verified,
+                deleted=r.deleted,
             )
         )
-    current = {
-        int(r.id): r
-        for r in await conn.execute(
-            select(
-                customers.c.id,
-                customers.c.given_name,
-                customers.c.family_name,
-                customers.c.display_name,
-                customers.c.email,
-                customers.c.email_normalized,
-                customers.c.phone,
-            ).where(customers.c.id.in_(ids))
-        )
-    }
     changed: set[int] = set()
     for customer_id in ids:
         profile = golden_profile(facts[customer_id])
         values = _golden_values(profile)
-        row = current.get(customer_id)
-        if row is not None and all(getattr(row, k) == v for k, v in values.items()):
-            continue
-        await conn.execute(
+        row = await conn.execute(
             update(customers)
             .where(customers.c.id == customer_id)
+            .where(
+                or_(*(customers.c[name].is_distinct_from(value) for name, value in values.items()))
+            )
             .values(**values, survivorship=profile.chosen_from, updated_at=func.now())
         )
-        changed.add(customer_id)
+        if row.rowcount:
+            changed.add(customer_id)
     return changed
 
 
@@ -893,14 +889,13 @@ async def merge_customers(
         force=force,
         produced=produced,
     )
-    await _after_merge(conn, survivor, produced)
+    await _after_merge(conn, survivor)
     await _emit(conn, changes, produced)
     return survivor
 
 
-async def _after_merge(conn: AsyncConnection, survivor: int, produced: list[Change]) -> None:
-    if await _refresh_golden(conn, [survivor]):
-        produced.append(_updated(survivor, "profile"))
+async def _after_merge(conn: AsyncConnection, survivor: int) -> None:
+    await refresh_golden_fields(conn, [survivor])
     await recompute_traits(conn, [survivor])
 
 
@@ -956,7 +951,7 @@ async def apply_source_merge(
             produced=produced,
         )
     if len(ids) > 1:
-        await _after_merge(conn, survivor, produced)
+        await _after_merge(conn, survivor)
     await _emit(conn, changes, produced)
     return survivor
 
@@ -1051,7 +1046,7 @@ async def split_customer(
         evidence={"identities": named},
         actor=actor,
     )
-    await _refresh_golden(conn, [current, new_id])
+    await refresh_golden_fields(conn, [current, new_id])
     await recompute_traits(conn, [current, new_id])
     produced = [
         Change(

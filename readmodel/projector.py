@@ -233,22 +233,16 @@ class Projector:
                 canonical = await identity.canonical_customer_id(self.conn, row.customer_id)
                 return canonical or row.customer_id, row.id
         record = ref.record or CustomerRecord(ref.source, ref.external_id)
-        linked = await identity.link_record(self.conn, record, actor=self.actor)
+        linked = await identity.link_record(
+            self.conn, record, actor=self.actor, changes=self._changes
+        )
         return linked.customer_id, linked.source_record_id
 
     async def _customer_upserted(self, event: CustomerUpserted) -> None:
         record = event.record
         if event.partial:
             record = await self._merged_with_stored(event)
-        linked = await identity.link_record(self.conn, record, actor=self.actor)
-        self._changes.append(
-            Change(
-                changefeed.CUSTOMER_UPDATED,
-                f"customer:{linked.customer_id}",
-                {"customer_id": linked.customer_id, "source": record.source.value},
-                customer_id=linked.customer_id,
-            )
-        )
+        await identity.link_record(self.conn, record, actor=self.actor, changes=self._changes)
 
     async def _merged_with_stored(self, event: CustomerUpserted) -> CustomerRecord:
         record = event.record
@@ -295,6 +289,7 @@ class Projector:
             event.winner_external_id,
             event.loser_external_ids,
             actor=self.actor,
+            changes=self._changes,
         )
         if survivor is not None:
             self._trait_customers.add(survivor)

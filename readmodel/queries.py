@@ -41,11 +41,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import BigInteger
 
+from readmodel import identity
 from readmodel.tables import (
     customer_traits,
     customers,
     identifiers,
-    identity_ledger,
     interactions,
     loyalty_accounts,
     loyalty_ledger,
@@ -629,39 +629,15 @@ async def interactions_by_id(engine: AsyncEngine, ids: Sequence[int]) -> Rows:
 
 # --- identity history -----------------------------------------------------------------------------
 
-IDENTITY_EVENT_COLUMNS: tuple[ColumnElement[Any], ...] = (
-    identity_ledger.c.id,
-    identity_ledger.c.action,
-    identity_ledger.c.customer_id,
-    identity_ledger.c.other_customer_id,
-    identity_ledger.c.rule,
-    identity_ledger.c.evidence,
-    identity_ledger.c.actor,
-    identity_ledger.c.created_at,
-    source_records.c.source.label("record_source"),
-    source_records.c.external_id.label("record_external_id"),
-)
-
 
 async def identity_history_by_customer_id(
-    engine: AsyncEngine, customer_ids: Sequence[int], query: None, window: Window
-) -> Rows:
-    """What identity resolution did to each customer (as either side), newest first; key (id,)."""
-    keys = _keys_table(customer_ids, "k")
-    inner = (
-        select(*IDENTITY_EVENT_COLUMNS)
-        .select_from(
-            identity_ledger.outerjoin(
-                source_records, source_records.c.id == identity_ledger.c.source_record_id
-            )
-        )
-        .where(
-            or_(
-                identity_ledger.c.customer_id == keys.c.key,
-                identity_ledger.c.other_customer_id == keys.c.key,
-            )
-        )
-    )
-    page = _windowed(inner, [identity_ledger.c.id], window, descending=True).lateral("h")
-    stmt = select(keys.c.key.label("parent_id"), page).select_from(keys.join(page, true()))
+    engine: AsyncEngine, customer_ids: Sequence[int]
+) -> dict[int, list[identity.IdentityEvent]]:
+    """What identity resolution did to each customer, oldest first (one statement)."""
+    async with engine.connect() as conn:
+        return await identity.identity_history_by_customer_ids(conn, customer_ids)
+
+
+async def ledger_entries_by_id(engine: AsyncEngine, ids: Sequence[int]) -> Rows:
+    stmt = select(*LEDGER_COLUMNS).where(loyalty_ledger.c.id == func.any(_ids(ids)))
     return await _fetch(engine, stmt)

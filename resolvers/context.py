@@ -40,6 +40,10 @@ class Context:
         """This request's DataLoaders, created on first use (after the viewer is known)."""
         return Loaders(self.engine, self.store_scope)
 
+    def reset_loaders(self) -> None:
+        """Forget every loaded row: a mutation committed, later fields must see its effect."""
+        self.__dict__.pop("loaders", None)
+
     @cached_property
     def locale(self) -> str:
         """Display locale for money: the first known language of Accept-Language, else en_US."""

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
@@ -76,3 +77,42 @@ class MaskUnexpectedErrors(SchemaExtension):
                 )
             )
         result.errors = masked  # type: ignore[union-attr]
+
+
+# --- expected failures of mutations: members of each mutation's payload union -------------------
+
+
+@strawberry.interface(description="An expected failure of a mutation; `message` is for people.")
+class UserError:
+    message: str
+
+
+@strawberry.type(description="No such customer, or not one the caller may see.")
+class CustomerNotFound(UserError):
+    customer_id: strawberry.ID
+
+
+@strawberry.type(description="An input field is invalid; fix it and retry.")
+class InvalidInput(UserError):
+    field: str = strawberry.field(description="The input field, as named in the schema.")
+
+
+@strawberry.type(
+    description="This idempotency key was already used with a different input; use a new key."
+)
+class IdempotencyKeyReused(UserError):
+    idempotency_key: str
+
+
+@strawberry.type(description="The balance is too low and the program does not allow negatives.")
+class InsufficientPoints(UserError):
+    balance: int
+    requested: int
+
+
+class Rejected(Exception):
+    """Raised inside a mutation's transaction to roll it back and answer with ``error``."""
+
+    def __init__(self, error: UserError) -> None:
+        super().__init__(error.message)
+        self.error = error

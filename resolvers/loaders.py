@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from readmodel import queries
+from readmodel.identity import IdentityEvent
 from readmodel.queries import OrderQuery, Rows, Scope, Window
 
 Q = TypeVar("Q", bound=Hashable | None)
@@ -106,8 +107,8 @@ class Loaders:
             _counted(self._bind(queries.interaction_counts_by_customer_id))
         )
         self.interaction_by_id = DataLoader[int, Row[Any] | None](self._interactions)
-        self.identity_history_by_customer_id = DataLoader[PageKey[None], Rows](
-            _paged(self._bind(queries.identity_history_by_customer_id))
+        self.identity_history_by_customer_id = DataLoader[int, list[IdentityEvent]](
+            self._identity_history
         )
 
     def _bind(self, fetch: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
@@ -117,6 +118,10 @@ class Loaders:
             return await fetch(self.engine, *args)
 
         return bound
+
+    async def _identity_history(self, ids: list[int]) -> list[list[IdentityEvent]]:
+        found = await queries.identity_history_by_customer_id(self.engine, ids)
+        return [found.get(customer_id, []) for customer_id in ids]
 
     async def _interactions(self, ids: list[int]) -> list[Row[Any] | None]:
         rows = await queries.interactions_by_id(self.engine, ids)

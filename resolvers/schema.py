@@ -6,8 +6,12 @@ import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers.customers.mutations import CustomerMutations
 from resolvers.customers.queries import CustomerQueries
 from resolvers.errors import MaskUnexpectedErrors
+from resolvers.identity.mutations import IdentityMutations
+from resolvers.interactions.mutations import InteractionMutations
+from resolvers.loyalty.mutations import LoyaltyMutations
 from resolvers.node_query import NodeQueries
 from resolvers.orders.queries import OrderQueries
 from resolvers.stores.queries import StoreQueries
@@ -20,9 +24,15 @@ class Query(NodeQueries, CustomerQueries, OrderQueries, StoreQueries):
     pass
 
 
+@strawberry.type
+class Mutation(CustomerMutations, InteractionMutations, LoyaltyMutations, IdentityMutations):
+    pass
+
+
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
             MaskUnexpectedErrors,

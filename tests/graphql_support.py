@@ -32,12 +32,16 @@ async def post_graphql(
     variables: dict[str, Any] | None = None,
     *,
     headers: dict[str, str] | None = None,
+    status: int = 200,
 ) -> dict[str, Any]:
-    """POST a document to /graphql; the HTTP status must be 200; returns the JSON body."""
+    """POST a document to /graphql; the HTTP status must be ``status``; returns the JSON body.
+
+    Documents that fail before execution (validation, variable coercion, limits) answer 400.
+    """
     response = await client.post(
         "/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}
     )
-    assert response.status_code == 200, response.text
+    assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
     return body
 

@@ -291,3 +291,26 @@ async def test_the_result_does_not_depend_on_arrival_order(
         frozenset({"sq-1", "hs-1", "hs-2", "sq-3"}),
         frozenset({"sq-2"}),
     }
+
+
+async def test_a_link_waiting_on_a_merge_lands_on_the_survivor(engine: AsyncEngine) -> None:
+    a = await link(engine, square("sq-1", email="a@example.com"))
+    b_record = hubspot("hs-1", email="b@example.com")
+    b = await link(engine, b_record)
+    merged = asyncio.Event()
+    release = asyncio.Event()
+
+    async def merge() -> None:
+        async with engine.begin() as conn:
+            await identity.merge_customers(conn, a.customer_id, b.customer_id, actor="t")
+            merged.set()
+            await release.wait()
+
+    merging = asyncio.create_task(merge())
+    await merged.wait()
+    linking = asyncio.create_task(link(engine, b_record))
+    await asyncio.sleep(0.2)
+    assert not linking.done()  # waits for the merge's row locks
+    release.set()
+    await merging
+    assert (await linking).customer_id == a.customer_id

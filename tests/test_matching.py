@@ -163,3 +163,19 @@ def test_a_merge_never_joins_customers_a_split_separated(
         for member in group:
             assert not (by_id[member].separated_from & group)
         assert decision.survivor == min(group)
+
+
+def test_a_record_without_a_full_name_borrows_the_name_of_the_customer_its_email_found() -> None:
+    by_email = Candidate(
+        1, emails=frozenset({"jun@x.com"}), names=frozenset({PersonName.of("Jun", "Costa")})
+    )
+    by_phone = Candidate(
+        2, phones=frozenset({"+16462707554"}), names=frozenset({PersonName.of("Jun", "Costa")})
+    )
+    household = Candidate(
+        3, phones=frozenset({"+16462707554"}), names=frozenset({PersonName.of("Ana", "Costa")})
+    )
+    record = keys(email="jun@x.com", phone="+16462707554", name=PersonName.of(None, "Costa"))
+    decision = decide(record, [household, by_phone, by_email], POLICY, {})
+    assert isinstance(decision, Merge)
+    assert (decision.survivor, decision.others) == (1, (2,))

@@ -3,9 +3,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-import phonenumbers
 import strawberry
 
+from domain.normalize import email_key, phone_key
 from readmodel import queries
 from readmodel.queries import CustomerQuery
 from resolvers.context import Info
@@ -79,16 +79,6 @@ def normalized_search(text: str) -> str:
     return text
 
 
-def normalized_phone(phone: str) -> str | None:
-    try:
-        parsed = phonenumbers.parse(phone, DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
 async def customer_by_db_id(info: Info, customer_id: int) -> Customer | None:
     row = await info.context.loaders.customer_by_id.load(customer_id)
     return None if row is None else Customer.from_row(row)
@@ -131,8 +121,8 @@ class CustomerQueries:
             raise UserInputError("give `email` or `phone`")
         if len(email or "") > MAX_CONTACT_LENGTH or len(phone or "") > MAX_CONTACT_LENGTH:
             raise UserInputError(f"`email` and `phone` take at most {MAX_CONTACT_LENGTH} chars")
-        e164 = normalized_phone(phone) if phone else None
-        normalized_email = email.strip().lower() if email else None
+        e164 = phone_key(phone, DEFAULT_PHONE_REGION)
+        normalized_email = email_key(email)
         if not normalized_email and not e164:
             return []
         ids = await queries.customer_ids_by_contact(

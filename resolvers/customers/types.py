@@ -34,7 +34,6 @@ from resolvers.permissions import hidden_from_partners, pii
 from resolvers.stores.types import MenuItem
 
 DEFAULT_CURRENCY = "USD"
-IDENTITY_HISTORY_CURSOR = "identity-history"
 
 
 @strawberry.type(description="Whether the customer agreed to marketing on one channel.")
@@ -239,8 +238,9 @@ class Customer(Node):
         "newest first."
     )
     async def identity_history(self, info: Info, first: int = 20) -> list[IdentityEvent]:
-        window = window_of(IDENTITY_HISTORY_CURSOR, (int,), first=first, after=None)
-        rows = await info.context.loaders.identity_history_by_customer_id.load(
-            (self.db_id, None, window)
-        )
-        return [IdentityEvent.from_row(row) for row in rows[: window.limit]]
+        if first < 0 or first > MAX_PAGE_SIZE:
+            raise UserInputError(f"`first` must be between 0 and {MAX_PAGE_SIZE}", argument="first")
+        events = await info.context.loaders.identity_history_by_customer_id.load(self.db_id)
+        return [
+            IdentityEvent.from_event(event) for event in reversed(events[-first:] if first else [])
+        ]

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from domain import model
+from readmodel import identity
 from resolvers.enums import Source
 from resolvers.node import to_global_id
 
@@ -47,16 +48,16 @@ class IdentityEvent:
     external_id: str | None = strawberry.field(description="Id of the record involved.")
 
     @classmethod
-    def from_row(cls, row: Any) -> IdentityEvent:
-        other = row.other_customer_id
+    def from_event(cls, event: identity.IdentityEvent) -> IdentityEvent:
+        other = event.other_customer_id
         return cls(
-            action=row.action,
-            rule=row.rule,
-            actor=row.actor,
-            at=row.created_at,
-            evidence=row.evidence,
-            customer_id=to_global_id("Customer", row.customer_id),
+            action=event.action,
+            rule=event.rule,
+            actor=event.actor,
+            at=event.at,
+            evidence=event.evidence,  # type: ignore[arg-type]  # JSON scalar holds dicts
+            customer_id=to_global_id("Customer", event.customer_id),
             other_customer_id=None if other is None else to_global_id("Customer", other),
-            source=None if row.record_source is None else model.Source(row.record_source),
-            external_id=row.record_external_id,
+            source=event.source,
+            external_id=event.external_id,
         )

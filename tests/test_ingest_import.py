@@ -1,0 +1,179 @@
+"""Backfill: idempotent, resumable, rejected rows kept with reasons and replayable."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api import importer
+from api.ingestion import replay
+from readmodel.tables import change_feed, ingest_inbox, order_line_items, orders
+from tests.ingest_support import square_order
+
+
+def order_rows(n: int) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(n):
+        order = square_order(f"IMP{i:05d}", version=2, customer_id=f"CUST{i % 7}")
+        line = order["line_items"][0]
+        order["line_items"] = [dict(line, uid=f"li-{k}") for k in range(3)]
+        rows.append(order)
+    return rows
+
+
+async def counts(engine: AsyncEngine) -> list[int]:
+    """(orders, line items, change-feed rows, inbox rows)"""
+    found = []
+    async with engine.connect() as conn:
+        for table in (orders, order_line_items, change_feed, ingest_inbox):
+            found.append(
+                int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+            )
+    return found
+
+
+async def test_importing_a_file_twice_changes_nothing_the_second_time(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(order_rows(25)))
+    first = await importer.run_import(engine, path, "square-orders", batch_size=10)
+    assert (first.applied, first.rejected) == (25, 0)
+    after_first = await counts(engine)
+    assert after_first[:2] == [25, 75]
+    again = await importer.run_import(engine, path, "square-orders")
+    assert (again.skipped, again.rows) == (25, 0)  # the checkpoint says it is done
+    forced = await importer.run_import(engine, path, "square-orders", restart=True)
+    assert (forced.duplicate, forced.applied) == (25, 0)
+    assert await counts(engine) == after_first
+
+
+async def test_an_interrupted_import_resumes_after_the_last_committed_batch(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(order_rows(30)))
+
+    def crash_after_first_batch(rows: int, offset: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await importer.run_import(
+            engine, path, "square-orders", batch_size=10, on_progress=crash_after_first_batch
+        )
+    assert (await counts(engine))[0] == 10
+    resumed = await importer.run_import(engine, path, "square-orders", batch_size=10)
+    assert (resumed.skipped, resumed.applied, resumed.duplicate) == (10, 20, 0)
+    assert (await counts(engine))[0] == 30
+
+
+async def test_bad_rows_are_rejected_with_reasons_and_the_rest_applies(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    good, missing = order_rows(2)
+    del missing["location_id"]
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson([good]) + b"{not json\n" + importer.ndjson([missing]))
+    summary = await importer.run_import(engine, path, "square-orders")
+    assert (summary.applied, summary.rejected) == (1, 2)
+    assert "order.location_id: is required" in summary.reasons
+    assert any(r.startswith("line 2: malformed JSON") for r in summary.reasons)
+
+
+async def test_a_csv_customer_export_is_imported(engine: AsyncEngine, tmp_path: Path) -> None:
+    path = tmp_path / "customers.csv"
+    path.write_text(
+        "Square Customer ID,First Name,Last Name,Email Address,Phone Number\n"
+        "C1,Dana,Ortiz,Dana.Ortiz@Example.com,(415) 555-0123\n"
+        "C2,Sam,Lee,,\n",
+        encoding="utf-8",
+    )
+    summary = await importer.run_import(engine, path, "square-customers")
+    assert (summary.applied, summary.rejected) == (2, 0)
+
+
+async def test_a_rejected_event_can_be_replayed_after_the_cause_is_fixed(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    status = {
+        "id": "s1",
+        "type": "order.status_changed",
+        "data": {"order_id": "late-order", "status": "READY", "at": "2025-06-14T18:20:00Z"},
+    }
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(importer.ndjson([status]))
+    first = await importer.run_import(engine, path, "canonical")
+    assert first.reasons == {"order 'late-order' is not known": 1}
+    order = {
+        "id": "o1",
+        "type": "order.upserted",
+        "data": {
+            "id": "late-order",
+            "store_id": "s",
+            "status": "ACCEPTED",
+            "fulfillment": "PICKUP",
+            "currency": "USD",
+            "placed_at": "2025-06-14T18:00:00Z",
+            "line_items": [],
+        },
+    }
+    fix = tmp_path / "fix.ndjson"
+    fix.write_bytes(importer.ndjson([order]))
+    await importer.run_import(engine, fix, "canonical")
+    async with engine.connect() as conn:
+        row_id = (
+            await conn.execute(select(ingest_inbox.c.id).where(ingest_inbox.c.status == "rejected"))
+        ).scalar_one()
+    outcome = await replay(engine, row_id, actor="test")
+    assert outcome.status == "applied"
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(orders.c.status))).scalar_one() == "READY"
+        status_now = (
+            await conn.execute(select(ingest_inbox.c.status).where(ingest_inbox.c.id == row_id))
+        ).scalar_one()
+    assert status_now == "applied"
+
+
+def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GUESTGRAPH_DATABASE_URL": database_url,
+        "GUESTGRAPH_LOG_LEVEL": "ERROR",
+        "COLUMNS": "300",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "api", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_the_cli_imports_lists_rejected_rows_and_replays_them(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    good, bad = order_rows(2)
+    bad["total_money"]["currency"] = "U$"
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson([good, bad]))
+    done = await asyncio.to_thread(_cli, database_url, "import", "square-orders", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "applied 1, duplicate 0, rejected 1" in done.stderr
+    listed = await asyncio.to_thread(_cli, database_url, "inbox", "list", "--status", "rejected")
+    assert listed.returncode == 0, listed.stderr
+    assert "not an ISO 4217" in listed.stdout
+    replayed = await asyncio.to_thread(_cli, database_url, "inbox", "replay", "--all-rejected")
+    assert replayed.returncode == 1  # still rejected: the stored row is still bad
+    assert "rejected" in replayed.stdout
+    assert orjson.loads(orjson.dumps(good))["id"] == "IMP00000"
