@@ -550,7 +550,7 @@ get("get-no-query", [], 400, BAD)
 get("get-repeated-query", [("query", OK_QUERY), ("query", OK_QUERY)], 400, BAD)
 get("get-bad-variables", [("query", OK_QUERY), ("variables", "{nope")], 400, BAD)
 get("get-variables-nan", [("query", FIRST), ("variables", '{"n": NaN}')], 400, BAD)
-get("get-mutation", [("query", "mutation { __typename }")], 400, INVALID)
+get("get-mutation", [("query", "mutation { __typename }")], 405, "METHOD_NOT_ALLOWED")
 get(
     "get-unknown-operation",
     [("query", "query A { stores { name } }"), ("operationName", "Z")],
