@@ -48,6 +48,8 @@ LEEWAY_S = 30
 ASYMMETRIC_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 JWKS_MIN_REFRESH_S = 10.0  # an unknown kid refetches the JWKS at most this often
 SCOPE_CACHE_S = 30.0  # store references and customer identities
+VERIFIED_CACHE_S = 60.0
+VERIFIED_CACHE_ENTRIES = 10_000
 WEBSOCKET_REJECTED = 4403
 
 
@@ -164,6 +166,8 @@ class Authenticator:
         )
         self._stores: TtlCache[tuple[str, ...], frozenset[int]] = TtlCache(SCOPE_CACHE_S)
         self._customers: TtlCache[str, int | None] = TtlCache(SCOPE_CACHE_S)
+        # verified claims by token: a client reuses one token for many requests
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -192,9 +196,23 @@ class Authenticator:
         return viewer
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """The verified claims of ``token``. Raises AuthError (401)."""
+        """The verified claims of ``token`` (remembered until it expires, at most
+        ``VERIFIED_CACHE_S``). Raises AuthError (401)."""
         if len(token) > MAX_TOKEN_BYTES:
             raise invalid_token("token too large")
+        now = time.time()
+        hit = self._verified.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        claims = await self._verify(token)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float):
+            if len(self._verified) >= VERIFIED_CACHE_ENTRIES:
+                self._verified.clear()
+            self._verified[token] = (min(float(exp), now + VERIFIED_CACHE_S), claims)
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

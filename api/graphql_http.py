@@ -61,7 +61,6 @@ from resolvers.protection import (
     install_protection,
     is_timeout,
     may_introspect,
-    operation_cost,
     operation_of,
     strip_suggestions,
 )
@@ -362,6 +361,19 @@ def refused_response(refusal: RequestRefused, request_id: str) -> Response:
     return json_response({"errors": [error]}, refusal.status, request_id, refusal.headers)
 
 
+async def _within_rate_limit(limit: asyncio.Future[int | None]) -> None:
+    """Raise 429 if the caller is over its rate limit."""
+    retry_after = await limit
+    if retry_after is not None:
+        raise RequestRefused(
+            429,
+            "RATE_LIMITED",
+            "Too many requests.",
+            headers={"Retry-After": str(retry_after)},
+            extensions={"retryAfter": retry_after},
+        )
+
+
 class StrictTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, closing with 4400 on a JSON frame that is not an object
     (strawberry indexes it as a dict and drops the connection without a close frame)."""
@@ -419,23 +431,24 @@ class GraphQLHTTP:
         authenticator: Authenticator = state.authenticator
         viewer = await authenticator.authenticate(request.headers.get("authorization"))
         client = await authenticator.client(viewer.client_id) if viewer.client_id else None
-        retry_after = await state.rate_limiter.hit_viewer(
-            viewer, request, client.rate_limit if client else None
+        # The Redis round trip of the rate limit overlaps reading and preparing the request;
+        # its answer is awaited before anything executes, and before any other refusal.
+        limit = asyncio.ensure_future(
+            state.rate_limiter.hit_viewer(viewer, request, client.rate_limit if client else None)
         )
-        if retry_after is not None:
-            raise RequestRefused(
-                429,
-                "RATE_LIMITED",
-                "Too many requests.",
-                headers={"Retry-After": str(retry_after)},
-                extensions={"retryAfter": retry_after},
+        try:
+            params = (
+                _get_params(request)
+                if method == "GET"
+                else await _post_params(request, self.settings.max_body_bytes)
             )
-        params = (
-            _get_params(request)
-            if method == "GET"
-            else await _post_params(request, self.settings.max_body_bytes)
-        )
-        return await self._run(request, request_id, viewer, client, params)
+            return await self._run(request, request_id, viewer, client, params, limit)
+        except RequestRefused:
+            await _within_rate_limit(limit)
+            raise
+        finally:
+            if not limit.done():
+                limit.cancel()
 
     async def _document(
         self, request: Request, params: GraphQLParams, client: ApiClient | None
@@ -498,6 +511,7 @@ class GraphQLHTTP:
         viewer: Viewer,
         client: ApiClient | None,
         params: GraphQLParams,
+        limit: asyncio.Future[int | None],
     ) -> Response:
         query, store_as = await self._document(request, params, client)
         allow = may_introspect(viewer, self.limits)
@@ -525,7 +539,7 @@ class GraphQLHTTP:
                 "Mutations must use POST.",
                 headers={"Allow": "POST"},
             )
-        cost = operation_cost(self.schema._schema, prepared.document, operation, params.variables)
+        cost = prepared.cost(self.schema._schema, operation, params.variables)
         cost_info = {"requested": cost, "maximum": self.limits.max_cost}
         if cost > self.limits.max_cost:
             raise RequestRefused(
@@ -534,6 +548,7 @@ class GraphQLHTTP:
                 f"The query costs {cost}; at most {self.limits.max_cost} is allowed.",
                 extensions={"cost": cost_info},
             )
+        await _within_rate_limit(limit)
         if store_as is not None:
             await request.app.state.persisted_queries.put(store_as, query)
         return await self._execute(request, request_id, viewer, params, prepared, cost_info, allow)

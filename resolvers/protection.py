@@ -308,6 +308,24 @@ class PreparedDocument:
     query: str
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
+    costs: dict[tuple[Any, ...], int] = field(default_factory=dict, compare=False, hash=False)
+    """Cost per (operation name, page-size variables): computed once per shape."""
+
+    def cost(
+        self, schema: GraphQLSchema, operation: OperationDefinitionNode, variables: Any
+    ) -> int:
+        assert self.document is not None
+        values = variables if isinstance(variables, dict) else {}
+        key = (
+            operation.name.value if operation.name else None,
+            *sorted((k, v) for k, v in values.items() if isinstance(v, int)),
+        )
+        found = self.costs.get(key)
+        if found is None:
+            found = operation_cost(schema, self.document, operation, values)
+            if len(self.costs) < 64:
+                self.costs[key] = found
+        return found
 
 
 class DocumentCache:
