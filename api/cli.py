@@ -93,6 +93,7 @@ def run_server(
         http="httptools",
         log_level=settings.log_level.value.lower(),
         timeout_graceful_shutdown=10,
+        ws_max_size=settings.ws_max_frame_bytes,  # live: oversized frames close with 1009
         proxy_headers=False,
     )
 

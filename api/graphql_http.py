@@ -567,6 +567,7 @@ class GraphQLHTTP:
         sub_response = Response()
         context = Context(
             engine=state.engine,
+            read_engine=state.read_engine,  # graphql: autocommit reads for the loaders
             hub=state.hub,
             request=request,
             response=sub_response,

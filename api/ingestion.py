@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.cards import scrub_json, scrub_text
@@ -74,6 +75,11 @@ class Outcome:
 
 class Malformed(Exception):
     """The body is not JSON at all."""
+
+
+def _db_reason(exc: DBAPIError) -> str:
+    """A database refusal (a value out of range, a constraint) as a one-line reason."""
+    return f"database refused the event: {str(exc.orig).splitlines()[0]}"
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -258,15 +264,18 @@ async def _ingest_one(conn: AsyncConnection, projector: Projector, d: Delivery) 
     )
     if row is None:
         return Outcome(d.event_id, "duplicate")
+    mark = projector.mark()
     try:
         async with conn.begin_nested():
             await projector.apply(d.events)
-            # traits and feed rows of this delivery commit (or roll back) with it
-            await projector.finish()
-    except ProjectionError as exc:
-        await inbox.set_status(conn, row, InboxStatus.REJECTED, reason=exc.reason)
-        log.warning("rejected %s event %s: %s", source, d.event_id, exc.reason)
-        return Outcome(d.event_id, "rejected", exc.reason, row)
+    except (ProjectionError, DBAPIError) as exc:
+        # the savepoint rolled back this delivery's effects (and its pending feed rows);
+        # the inbox row stays, as rejected with the reason
+        projector.rolled_back(mark)
+        reason = exc.reason if isinstance(exc, ProjectionError) else _db_reason(exc)
+        await inbox.set_status(conn, row, InboxStatus.REJECTED, reason=reason)
+        log.warning("rejected %s event %s: %s", source, d.event_id, reason)
+        return Outcome(d.event_id, "rejected", reason, row)
     return Outcome(d.event_id, status.value, "; ".join(ignored) or None, row)
 
 

@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     fetch_retry_base_s: float = Field(default=30.0, gt=0)
     # 1, 2, 4 ... minutes capped at an hour: 80 attempts cover Square's 72-hour window
     fetch_max_attempts: int = Field(default=80, ge=1)
+    # --- live (subscriptions, hub, relay; docs/live.md) ---
+    live_poll_interval_ms: int = Field(default=250, ge=10, description="polling without Redis")
+    live_safety_poll_ms: int = Field(default=1000, ge=50, description="re-read when quiet")
+    live_queue_size: int = Field(default=1000, ge=1, description="events per subscriber")
+    ws_max_subscriptions: int = Field(default=20, ge=1, description="per connection")
+    ws_init_timeout_s: float = Field(default=10.0, gt=0, description="connection_init wait")
+    ws_keep_alive_s: float = Field(default=15.0, gt=0, description="server ping interval")
+    ws_max_frame_bytes: int = Field(default=262_144, ge=1024, description="bigger: close 1009")
 
     @field_validator("database_url")
     @classmethod

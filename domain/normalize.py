@@ -192,7 +192,9 @@ def _similar(a: str, b: str, *, allow_initial: bool) -> bool:
         return True
     if allow_initial and (len(a) == 1 or len(b) == 1):
         return a[0] == b[0]
-    return min(len(a), len(b)) >= 4 and _one_edit_apart(a, b)
+    # Typos rarely hit the first letter, while different names often differ only there
+    # ("Elena" / "Lena", "Mark" / "Clark"): one edit is forgiven after the first letter.
+    return min(len(a), len(b)) >= 4 and a[0] == b[0] and _one_edit_apart(a, b)
 
 
 def names_agree(a: PersonName, b: PersonName) -> bool | None:

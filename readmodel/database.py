@@ -50,3 +50,33 @@ def create_engine(
         pool_recycle=1800,
         connect_args={"server_settings": server_settings, "timeout": 10},
     )
+
+
+# --- graphql: the read engine ----------------------------------------------------------------
+
+
+def create_read_engine(
+    url: str | URL,
+    *,
+    pool_size: int = 10,
+    statement_timeout_ms: int | None = None,
+    application_name: str = "guestgraph-read",
+) -> AsyncEngine:
+    """An engine for the GraphQL reads: autocommit, no liveness ping per checkout.
+
+    Each loader batch is one SELECT on a short connection; BEGIN/ROLLBACK around it and a
+    ping before it would triple its round trips. A connection the server dropped fails one
+    statement, and SQLAlchemy then invalidates the pool, so the next request reconnects.
+    """
+    server_settings = {"application_name": application_name}
+    if statement_timeout_ms:
+        server_settings["statement_timeout"] = str(statement_timeout_ms)
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"server_settings": server_settings, "timeout": 10},
+    )

@@ -190,7 +190,10 @@ def _updated(customer_id: int, reason: str) -> Change:
 
 
 def _attributes(record: CustomerRecord) -> dict[str, Any]:
+    """What the source record stores: the source's extra attributes, then the fields
+    identity resolution reads (these win: a caller may pass back stored attributes)."""
     return {
+        **dict(record.attributes),
         "given_name": record.given_name,
         "family_name": record.family_name,
         "display_name": record.display_name,
@@ -200,7 +203,6 @@ def _attributes(record: CustomerRecord) -> dict[str, Any]:
         "email_verified": record.email_verified,
         "phone_verified": record.phone_verified,
         "default_region": record.default_region,
-        **dict(record.attributes),
     }
 
 
@@ -415,7 +417,8 @@ async def link_record(
     customer. See the module docstring for ``changes``.
     """
     policy = policy or MatchPolicy()
-    keys = keys_of(record, policy, await _store_phones(conn))
+    store_phones = await _store_phones(conn) if record.phone else frozenset[str]()
+    keys = keys_of(record, policy, store_phones)
     await _lock_keys(conn, keys)
     attributes = _attributes(record)
     existing = (
@@ -425,7 +428,6 @@ async def link_record(
                 source_records.c.customer_id,
                 source_records.c.source_version,
                 source_records.c.attributes,
-                source_records.c.matched_by,
             )
             .where(source_records.c.source == record.source.value)
             .where(source_records.c.external_id == record.external_id)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, select, text, update
+from sqlalchemy import delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,7 +43,7 @@ from domain.events import (
 )
 from domain.identity import CustomerRecord
 from domain.model import OrderStatus, Source
-from domain.order_status import StatusObservation, resolve_status
+from domain.order_status import RANK, StatusObservation, resolve_status
 from domain.sources.common import epoch_ms
 from readmodel import changefeed, identity, loyalty, traits
 from readmodel.changefeed import Change
@@ -108,6 +108,19 @@ class Projector:
         self._trait_customers: set[int] = set()
         self.pending_fetches: list[OrderFetchNeeded | ContactFetchNeeded] = []
         self.ignored: list[str] = []
+        # per-transaction caches; forgotten when a savepoint rolls back (``rolled_back``)
+        self._stores: dict[tuple[str, str], int] = {}
+        self._backlog_may_hold: bool | None = None
+
+    def mark(self) -> int:
+        """A point to return to if the caller's savepoint rolls back (see ``rolled_back``)."""
+        return len(self._changes)
+
+    def rolled_back(self, mark: int) -> None:
+        """The savepoint since ``mark`` rolled back: drop its feed rows and the caches."""
+        del self._changes[mark:]
+        self._stores.clear()
+        self._backlog_may_hold = None
 
     async def apply(self, events: Sequence[DomainEvent]) -> None:
         for event in events:
@@ -153,6 +166,20 @@ class Projector:
 
     async def store_id(self, ref: StoreRef, *, update_details: bool = False) -> int:
         """The store's id, created on first sight. Raises StoreOutOfScope."""
+        cached = self._stores.get((ref.source.value, ref.external_id))
+        if cached is not None and not update_details:
+            self._check_scope(cached, ref)
+            return cached
+        store_id = await self._upsert_store(ref, update_details=update_details)
+        self._stores[(ref.source.value, ref.external_id)] = store_id
+        self._check_scope(store_id, ref)
+        return store_id
+
+    def _check_scope(self, store_id: int, ref: StoreRef) -> None:
+        if self.store_scope is not None and store_id not in self.store_scope:
+            raise StoreOutOfScope(ref.external_id)
+
+    async def _upsert_store(self, ref: StoreRef, *, update_details: bool) -> int:
         details = {
             k: v
             for k, v in {
@@ -186,10 +213,7 @@ class Projector:
                     .where(stores.c.external_id == ref.external_id)
                 )
             ).scalar_one()
-        store_id = int(found)
-        if self.store_scope is not None and store_id not in self.store_scope:
-            raise StoreOutOfScope(ref.external_id)
-        return store_id
+        return int(found)
 
     async def _menu_item_upserted(self, event: MenuItemUpserted) -> None:
         store_id = await self.store_id(event.store) if event.store else None
@@ -347,6 +371,7 @@ class Projector:
                         external_id=event.external_id,
                         status=event.status.value,
                         **values,
+                        **_milestones(event.status, event.status_at),
                     )
                     .on_conflict_do_nothing(index_elements=["source", "external_id"])
                     .returning(orders.c.id)
@@ -359,7 +384,9 @@ class Projector:
                 await self._insert_lines(order.id, event)
                 self._order_changed(order, event.source)
                 self._changes.append(self._status_change(order, None, event.status_at))
-                await self._observe(order, event.status, event.status_at, event.version, event)
+                await self._observe(
+                    order, event.status, event.status_at, event.version, event, fresh=True
+                )
                 for early in await self._backlog(event):
                     order = await self._order_row(event.source, event.external_id) or order
                     await self._observe(order, early.status, early.at, early.version, early)
@@ -388,6 +415,14 @@ class Projector:
 
     async def _backlog(self, event: OrderUpserted) -> list[OrderStatusObserved]:
         """Statuses reported before the order existed (taken out of the backlog)."""
+        if self._backlog_may_hold is None:
+            self._backlog_may_hold = bool(
+                (
+                    await self.conn.execute(select(exists().select_from(order_status_backlog)))
+                ).scalar_one()
+            )
+        if not self._backlog_may_hold:
+            return []
         rows = await self.conn.execute(
             delete(order_status_backlog)
             .where(order_status_backlog.c.source == event.source.value)
@@ -484,6 +519,7 @@ class Projector:
             if event.source is Source.CANONICAL:
                 raise UnknownOrder(event.order_external_id)
             # a thin event ahead of its order: keep the status until the order arrives
+            self._backlog_may_hold = True
             await self.conn.execute(
                 pg_insert(order_status_backlog)
                 .values(
@@ -507,34 +543,30 @@ class Projector:
         at: datetime,
         version: int | None,
         event: OrderUpserted | OrderStatusObserved,
+        *,
+        fresh: bool = False,
     ) -> None:
-        """Record one observed status (once per status and version); re-resolve the current."""
+        """Record one observed status (once per status and version); re-resolve the current.
+
+        ``fresh``: the order was just inserted with this status and its milestones."""
         seen_version = _seen_version(version, at)
-        already = (
+        inserted = (
             await self.conn.execute(
-                select(
-                    exists().where(
-                        and_(
-                            order_status_history.c.order_id == order.id,
-                            order_status_history.c.status == status.value,
-                            order_status_history.c.source_version == seen_version,
-                        )
-                    )
+                pg_insert(order_status_history)
+                .values(
+                    order_id=order.id,
+                    status=status.value,
+                    previous_status=order.status.value,
+                    at=at,
+                    source=event.source.value,
+                    source_version=seen_version,
                 )
+                .on_conflict_do_nothing(index_elements=["order_id", "status", "source_version"])
+                .returning(order_status_history.c.id)
             )
-        ).scalar_one()
-        if already:
-            return
-        await self.conn.execute(
-            insert(order_status_history).values(
-                order_id=order.id,
-                status=status.value,
-                previous_status=order.status.value,
-                at=at,
-                source=event.source.value,
-                source_version=seen_version,
-            )
-        )
+        ).scalar_one_or_none()
+        if inserted is None or fresh:
+            return  # seen before; or the first observation of a new order (set at insert)
         history = await self.conn.execute(
             select(
                 order_status_history.c.source_version,
@@ -684,6 +716,18 @@ class Projector:
                     order_id=order_id,
                 )
             )
+
+
+def _milestones(status: OrderStatus, at: datetime) -> dict[str, datetime | None]:
+    """accepted/ready/completed times of an order first seen in ``status`` (as _SET_STATUS)."""
+    rank = RANK[status]
+    return {
+        "accepted_at": at
+        if RANK[OrderStatus.ACCEPTED] <= rank <= RANK[OrderStatus.COMPLETED]
+        else None,
+        "ready_at": at if RANK[OrderStatus.READY] <= rank <= RANK[OrderStatus.COMPLETED] else None,
+        "completed_at": at if status is OrderStatus.COMPLETED else None,
+    }
 
 
 def _seen_version(version: int | None, at: datetime) -> int:

@@ -353,6 +353,8 @@ order_status_history = Table(
     _created_at(),
     CheckConstraint(_one_of("status", ORDER_STATUSES), name="status"),
     Index(None, "order_id", "at"),
+    # --- ingest: each reported status is kept once per source version ---
+    UniqueConstraint("order_id", "status", "source_version"),
 )
 
 # --- loyalty ----------------------------------------------------------------------------

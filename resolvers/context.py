@@ -29,6 +29,13 @@ class Context:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     viewer: Viewer = ANONYMOUS
     """Who is asking; set by the auth layer before execution (api/auth.py)."""
+    read_engine: AsyncEngine | None = None
+    """Autocommit engine for reads (``create_read_engine``); ``engine`` when unset."""
+
+    @property
+    def reader(self) -> AsyncEngine:
+        """The engine every read-model query of this request uses."""
+        return self.read_engine or self.engine
 
     @property
     def store_scope(self) -> frozenset[int] | None:
@@ -38,7 +45,7 @@ class Context:
     @cached_property
     def loaders(self) -> Loaders:
         """This request's DataLoaders, created on first use (after the viewer is known)."""
-        return Loaders(self.engine, self.store_scope)
+        return Loaders(self.reader, self.store_scope)
 
     def reset_loaders(self) -> None:
         """Forget every loaded row: a mutation committed, later fields must see its effect."""

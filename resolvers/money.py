@@ -8,7 +8,6 @@ import strawberry
 from babel import Locale, UnknownLocaleError
 
 from domain.money import format_money
-from resolvers.context import Info
 from resolvers.errors import UserInputError
 
 
@@ -32,17 +31,19 @@ class Money:
         description="Minor units: 1250 is $12.50 in USD, ¥1250 in JPY, 1.250 KD in KWD."
     )
     currency: str = strawberry.field(description="ISO 4217 code, e.g. USD.")
-
-    @strawberry.field(
-        description=(
-            "For display, honouring the currency's exponent, in `locale` (e.g. `de-DE`) or "
-            "else the request's Accept-Language (else en-US)."
-        )
+    formatted: str = strawberry.field(
+        description="For display, honouring the currency's exponent, in the request's locale "
+        "(the first language of Accept-Language that CLDR knows, else en-US)."
     )
-    def formatted(self, info: Info, locale: str | None = None) -> str:
-        if locale is None:
-            return _formatted(self.amount, self.currency, info.context.locale)
+
+    @strawberry.field(description="For display in `locale` (e.g. `de-DE`, `ja`, `fr_CH`).")
+    def localized(self, locale: str) -> str:
         name = known_locale(locale[:35])
         if name is None:
             raise UserInputError(f"unknown locale: {locale[:35]!r}", argument="locale")
         return _formatted(self.amount, self.currency, name)
+
+
+def money(amount: int, currency: str, locale: str) -> Money:
+    """``Money`` with ``formatted`` in ``locale`` (a Babel locale name, e.g. ``en_US``)."""
+    return Money(amount=amount, currency=currency, formatted=_formatted(amount, currency, locale))

@@ -22,7 +22,7 @@ async def _store(info: Info, db_id: int) -> Node | None:
 
 async def _menu_item(info: Info, db_id: int) -> Node | None:
     row = await info.context.loaders.menu_item_by_id.load(db_id)
-    return None if row is None else MenuItem.from_row(row)
+    return None if row is None else MenuItem.from_row(row, info.context.locale)
 
 
 async def _interaction(info: Info, db_id: int) -> Node | None:

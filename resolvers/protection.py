@@ -352,10 +352,44 @@ class DocumentCache:
         return prepared
 
 
+MAX_NESTING = 64
+"""Brackets nested deeper than this are refused before parsing: the recursive parser would
+otherwise run into Python's recursion limit (which can upset the interpreter afterwards)."""
+
+
+def max_nesting(query: str) -> int:
+    """How deeply ``{ ( [`` nest in ``query``, outside strings and comments."""
+    depth = deepest = 0
+    in_string = in_comment = escaped = False
+    for ch in query:
+        if in_comment:
+            in_comment = ch not in "\r\n"
+        elif in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "#":
+            in_comment = True
+        elif ch in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "})]":
+            depth -= 1
+    return deepest
+
+
 def prepare_document(
     schema: GraphQLSchema, query: str, limits: Limits, *, allow_introspection: bool
 ) -> PreparedDocument:
     """Parse with the token limit, check the limits, then validate (strawberry's rules too)."""
+    if max_nesting(query) > MAX_NESTING:
+        error = limit_error("The document is nested too deeply.", "DEPTH_LIMIT")
+        return PreparedDocument(query, None, (error,))
     try:
         document = parse(query, no_location=False, max_tokens=limits.max_tokens)
     except GraphQLError as error:

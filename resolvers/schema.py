@@ -11,6 +11,7 @@ from resolvers.customers.queries import CustomerQueries
 from resolvers.errors import MaskUnexpectedErrors
 from resolvers.identity.mutations import IdentityMutations
 from resolvers.interactions.mutations import InteractionMutations
+from resolvers.live.subscriptions import LiveSubscriptions
 from resolvers.loyalty.mutations import LoyaltyMutations
 from resolvers.node_query import NodeQueries
 from resolvers.orders.queries import OrderQueries
@@ -29,10 +30,16 @@ class Mutation(CustomerMutations, InteractionMutations, LoyaltyMutations, Identi
     pass
 
 
+@strawberry.type
+class Subscription(LiveSubscriptions):
+    pass
+
+
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
             MaskUnexpectedErrors,

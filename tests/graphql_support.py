@@ -36,7 +36,7 @@ async def post_graphql(
 ) -> dict[str, Any]:
     """POST a document to /graphql; the HTTP status must be ``status``; returns the JSON body.
 
-    Documents that fail before execution (validation, variable coercion, limits) answer 400.
+    (A document that fails validation, or variables that do not coerce, answer 400.)
     """
     response = await client.post(
         "/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}

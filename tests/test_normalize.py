@@ -68,6 +68,7 @@ def test_names_agree_despite_accents_case_a_typo_or_an_initial() -> None:
     assert names_agree(dana, PersonName.of("D.", "Ortiz")) is True
     assert names_agree(dana, PersonName.of(None, None, "Dana Ortiz")) is True
     assert names_agree(dana, PersonName.of("Sam", "Ortiz")) is False
+    assert names_agree(PersonName.of("Elena", "Lee"), PersonName.of("Lena", "Lee")) is False
     assert names_agree(dana, PersonName.of("Dana", "Smith")) is False
     assert names_agree(dana, PersonName.of(None, "Ortiz")) is None
     assert names_agree(PersonName.of("Al", "Li"), PersonName.of("Al", "Lu")) is False

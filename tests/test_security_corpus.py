@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -62,7 +63,7 @@ class LiveServer:
             create_app(settings),
             host="127.0.0.1",
             port=self.port,
-            log_level="critical",
+            log_level=os.environ.get("GG_LIVE_LOG", "critical"),
             lifespan="on",
             ws_max_size=1_048_576,
         )
@@ -243,7 +244,8 @@ def check_request_ids(response: httpx.Response, body: Any, path: str) -> None:
 
 
 HTTP_CASES = [c for c in CASES if c["kind"] in ("http", "webhook")]
-WS_CASES = [c for c in CASES if c["kind"] == "websocket"]
+WS_CASES = [c for c in CASES if c["kind"] == "websocket" and "close" in c["expect"]]
+WS_FLOODS = [c for c in CASES if c["kind"] == "websocket" and "errors" in c["expect"]]
 
 
 def test_the_corpus_holds_at_least_300_cases_with_unique_ids() -> None:
@@ -286,12 +288,36 @@ def test_corpus_websocket_case_closes_with_its_code(live: LiveServer, case: dict
         connect(url, subprotocols=protocols, open_timeout=10) as ws,
         pytest.raises(ConnectionClosed) as closed,
     ):
+        support = make_token(role="support", scope=SUPPORT_SCOPES, sub="corpus")
         for frame in case["frames"]:
-            ws.send(base64.b64decode(frame["b64"]) if "b64" in frame else frame["text"])
+            if "b64" in frame:
+                ws.send(base64.b64decode(frame["b64"]))
+            else:
+                ws.send(frame["text"].replace("$TOKEN", support))
         for _ in range(10):
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == case["expect"]["close"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", WS_FLOODS, ids=[c["id"] for c in WS_FLOODS])
+def test_corpus_websocket_flood_gets_one_error_each_and_the_socket_survives(
+    live: LiveServer, case: dict[str, Any]
+) -> None:
+    support = make_token(role="support", scope=SUPPORT_SCOPES, sub="corpus")
+    protocols: Any = ["graphql-transport-ws"]
+    with connect(f"ws://127.0.0.1:{live.port}/graphql", subprotocols=protocols) as ws:
+        for frame in case["frames"]:
+            ws.send(frame["text"].replace("$TOKEN", support))
+        count = case["expect"]["errors"] + 1
+        kinds = [json.loads(ws.recv(timeout=10))["type"] for _ in range(count)]
+        assert kinds[0] == "connection_ack"
+        assert set(kinds[1:]) == {"error"}
+        ws.send(json.dumps({"type": "ping"}))
+        while (message := json.loads(ws.recv(timeout=10)))["type"] == "ping":
+            pass
+        assert message["type"] == "pong"
 
 
 @pytest.mark.e2e

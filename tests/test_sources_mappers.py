@@ -228,3 +228,16 @@ def test_parsers_raise_only_parse_errors_on_arbitrary_json(data: st.DataObject) 
     ):
         with contextlib.suppress(ParseError):
             parse(value)  # type: ignore[operator]
+
+
+def test_the_published_json_schema_names_every_canonical_event_type() -> None:
+    import json
+    from pathlib import Path
+
+    from domain.sources import canonical
+
+    schema = json.loads(
+        (Path(__file__).parent.parent / "docs" / "canonical-events.schema.json").read_text()
+    )
+    assert tuple(schema["$defs"]["event"]["properties"]["type"]["enum"]) == canonical.EVENT_TYPES
+    assert schema["properties"]["events"]["maxItems"] == canonical.MAX_BATCH

@@ -105,7 +105,7 @@ class CustomerQueries:
         if len(external_id) > MAX_CONTACT_LENGTH:
             return None
         rows = await queries.customer_ids_by_identity(
-            info.context.engine, source.value, external_id
+            info.context.reader, source.value, external_id
         )
         return None if not rows else await customer_by_db_id(info, rows[0].customer_id)
 
@@ -126,7 +126,7 @@ class CustomerQueries:
         if not normalized_email and not e164:
             return []
         ids = await queries.customer_ids_by_contact(
-            info.context.engine, email=normalized_email, phone=e164
+            info.context.reader, email=normalized_email, phone=e164
         )
         rows = await info.context.loaders.customer_by_id.load_many(ids[:MAX_FOUND])
         unique = {row.id: row for row in rows if row is not None}
@@ -149,7 +149,7 @@ class CustomerQueries:
             CUSTOMER_CURSOR, (int,), first=first, after=after, last=last, before=before
         )
         query = CustomerQuery() if filter is None else filter.to_query()
-        engine, scope = info.context.engine, info.context.store_scope
+        engine, scope = info.context.reader, info.context.store_scope
         rows = await queries.customer_page(engine, query, window, scope)
 
         async def count() -> int:

@@ -20,7 +20,7 @@ from resolvers.interactions.types import (
     interaction_connection,
 )
 from resolvers.loyalty.types import LoyaltyAccount
-from resolvers.money import Money
+from resolvers.money import Money, money
 from resolvers.node import Node, to_global_id
 from resolvers.orders.types import (
     OrderConnection,
@@ -69,7 +69,7 @@ class ItemAffinity:
         if self.menu_item_id is None:
             return None
         row = await info.context.loaders.menu_item_by_id.load(self.menu_item_id)
-        return None if row is None else MenuItem.from_row(row)
+        return None if row is None else MenuItem.from_row(row, info.context.locale)
 
 
 @strawberry.type(description="How many of the customer's orders came through one channel.")
@@ -110,19 +110,19 @@ class CustomerInsights:
         ]
 
     @classmethod
-    def from_row(cls, row: Any) -> CustomerInsights:
+    def from_row(cls, row: Any, locale: str) -> CustomerInsights:
         count = row.order_count or 0
         spend = row.total_spend_amount or 0
         currency = row.spend_currency or DEFAULT_CURRENCY
         average = None
         if count:
             minor = (Decimal(spend) / count).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
-            average = Money(amount=int(minor), currency=currency)
+            average = money(int(minor), currency, locale)
         mix = row.channel_mix or {}
         total = sum(mix.values()) or 1
         return cls(
             order_count=count,
-            total_spend=Money(amount=spend, currency=currency),
+            total_spend=money(spend, currency, locale),
             average_order_value=average,
             first_order_at=row.first_order_at,
             last_order_at=row.last_order_at,
@@ -201,7 +201,7 @@ class Customer(Node):
         async def count() -> int:
             return await loaders.order_count_by_customer_id.load((self.db_id, query))
 
-        return order_connection(rows, window, count)
+        return order_connection(rows, window, count, info.context.locale)
 
     @strawberry.field(description="Their loyalty account (the primary one), if any.")
     def loyalty(self) -> LoyaltyAccount | None:
@@ -230,8 +230,8 @@ class Customer(Node):
         return interaction_connection(rows, window, count)
 
     @strawberry.field(description="Order count, spend, favorites, usual hour and channel mix.")
-    def insights(self) -> CustomerInsights:
-        return CustomerInsights.from_row(self.row)
+    def insights(self, info: Info) -> CustomerInsights:
+        return CustomerInsights.from_row(self.row, info.context.locale)
 
     @strawberry.field(
         description="What identity resolution did to this customer (links, merges, splits), "

@@ -119,7 +119,7 @@ class InteractionMutations:
         )
         if isinstance(outcome, UserError):
             return outcome  # type: ignore[return-value]
-        rows = await queries.interactions_by_id(info.context.engine, [outcome["interaction_id"]])
+        rows = await queries.interactions_by_id(info.context.reader, [outcome["interaction_id"]])
         return RecordInteractionSuccess(
             interaction=Interaction.from_row(rows[0]),
             customer=await fresh_customer(info, outcome["customer_id"]),

@@ -47,7 +47,7 @@ class Interaction(Node):
         if self.order_id is None:
             return None
         row = await info.context.loaders.order_by_id.load(self.order_id)
-        return None if row is None else Order.from_row(row)
+        return None if row is None else Order.from_row(row, info.context.locale)
 
 
 @strawberry.type(description="A page of interactions, newest first.")

@@ -130,7 +130,7 @@ async def _account_and_entry(
     info: Info, outcome: dict[str, Any]
 ) -> tuple[Customer, LoyaltyAccount, LoyaltyLedgerEntry]:
     customer = await fresh_customer(info, outcome["customer_id"])
-    rows = await queries.ledger_entries_by_id(info.context.engine, [outcome["entry_id"]])
+    rows = await queries.ledger_entries_by_id(info.context.reader, [outcome["entry_id"]])
     account = customer.loyalty()
     if account is None or not rows:
         raise LookupError("loyalty entry vanished after a committed mutation")

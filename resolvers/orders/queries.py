@@ -21,7 +21,7 @@ MAX_EXTERNAL_ID_LENGTH = 255
 
 async def order_by_db_id(info: Info, order_id: int) -> Order | None:
     row = await info.context.loaders.order_by_id.load(order_id)
-    return None if row is None else Order.from_row(row)
+    return None if row is None else Order.from_row(row, info.context.locale)
 
 
 @strawberry.type
@@ -44,7 +44,7 @@ class OrderQueries:
         if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
             return None
         order_id = await queries.order_id_by_external_id(
-            info.context.engine, source.value, external_id, info.context.store_scope
+            info.context.reader, source.value, external_id, info.context.store_scope
         )
         return None if order_id is None else await order_by_db_id(info, order_id)
 
@@ -63,10 +63,10 @@ class OrderQueries:
     ) -> OrderConnection:
         window = order_window(first, after, last, before)
         query = order_query(filter)
-        engine, scope = info.context.engine, info.context.store_scope
+        engine, scope = info.context.reader, info.context.store_scope
         rows = await queries.order_page(engine, query, window, scope)
 
         async def count() -> int:
             return await queries.order_count(engine, query, scope)
 
-        return order_connection(rows, window, count)
+        return order_connection(rows, window, count, info.context.locale)

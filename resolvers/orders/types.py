@@ -13,7 +13,7 @@ from readmodel.queries import OrderQuery, Window
 from resolvers.context import Info
 from resolvers.enums import FulfillmentType, OrderStatus, Source
 from resolvers.errors import UserInputError
-from resolvers.money import Money
+from resolvers.money import Money, money
 from resolvers.node import Node, db_id_of, to_global_id
 from resolvers.pagination import Connection, build_connection, window_of
 from resolvers.stores.types import MenuItem, Store
@@ -38,13 +38,13 @@ class LineItem:
     modifiers: list[str] = strawberry.field(description="e.g. 'extra cheese'.")
 
     @classmethod
-    def from_row(cls, row: Any) -> LineItem:
+    def from_row(cls, row: Any, locale: str) -> LineItem:
         return cls(
             name=row.name,
             quantity=float(row.quantity),
-            unit_price=Money(amount=row.unit_price_amount, currency=row.currency),
-            total=Money(amount=row.total_amount, currency=row.currency),
-            menu_item=MenuItem.from_line_item_row(row),
+            unit_price=money(row.unit_price_amount, row.currency, locale),
+            total=money(row.total_amount, row.currency, locale),
+            menu_item=MenuItem.from_line_item_row(row, locale),
             modifiers=list(row.modifiers),
         )
 
@@ -83,7 +83,7 @@ class Order(Node):
     customer_id: strawberry.Private[int | None]
 
     @classmethod
-    def from_row(cls, row: Any, now: datetime | None = None) -> Order:
+    def from_row(cls, row: Any, locale: str, now: datetime | None = None) -> Order:
         currency = row.currency
         status = model.OrderStatus(row.status)
         return cls(
@@ -105,11 +105,11 @@ class Order(Node):
                 usual_prep_minutes=row.store_usual_prep_minutes or {},
                 now=now or datetime.now(UTC),
             ),
-            subtotal=Money(amount=row.subtotal_amount, currency=currency),
-            tax=Money(amount=row.tax_amount, currency=currency),
-            tip=Money(amount=row.tip_amount, currency=currency),
-            discount=Money(amount=row.discount_amount, currency=currency),
-            total=Money(amount=row.total_amount, currency=currency),
+            subtotal=money(row.subtotal_amount, currency, locale),
+            tax=money(row.tax_amount, currency, locale),
+            tip=money(row.tip_amount, currency, locale),
+            discount=money(row.discount_amount, currency, locale),
+            total=money(row.total_amount, currency, locale),
             db_id=row.id,
             store_id=row.store_id,
             customer_id=row.customer_id,
@@ -136,7 +136,8 @@ class Order(Node):
     @strawberry.field(description="The ticket, in order.")
     async def line_items(self, info: Info) -> list[LineItem]:
         rows = await info.context.loaders.line_items_by_order_id.load(self.db_id)
-        return [LineItem.from_row(row) for row in rows]
+        locale = info.context.locale
+        return [LineItem.from_row(row, locale) for row in rows]
 
     @strawberry.field(description="Every status it went through, oldest first.")
     async def status_history(self, info: Info) -> list[OrderStatusChange]:
@@ -206,7 +207,7 @@ def order_window(
     )
 
 
-def order_connection(rows: Any, window: Window, count: Any) -> OrderConnection:
+def order_connection(rows: Any, window: Window, count: Any, locale: str) -> OrderConnection:
     now = datetime.now(UTC)
     return build_connection(
         OrderConnection,
@@ -214,6 +215,6 @@ def order_connection(rows: Any, window: Window, count: Any) -> OrderConnection:
         window,
         kind=ORDER_CURSOR,
         key_of=lambda row: (row.placed_at, row.id),
-        node_of=lambda row: Order.from_row(row, now),
+        node_of=lambda row: Order.from_row(row, locale, now),
         count=count,
     )

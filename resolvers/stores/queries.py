@@ -14,5 +14,5 @@ class StoreQueries:
         description="Every store the caller may see, by name.", extensions=[authenticated()]
     )
     async def stores(self, info: Info) -> list[Store]:
-        rows = await queries.all_stores(info.context.engine, info.context.store_scope)
+        rows = await queries.all_stores(info.context.reader, info.context.store_scope)
         return [Store.from_row(row) for row in rows]

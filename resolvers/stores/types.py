@@ -4,7 +4,7 @@ from typing import Any
 
 import strawberry
 
-from resolvers.money import Money
+from resolvers.money import Money, money
 from resolvers.node import Node, to_global_id
 
 
@@ -37,18 +37,18 @@ class MenuItem(Node):
     tags: list[str] = strawberry.field(description="e.g. vegan, spicy.")
 
     @classmethod
-    def from_row(cls, row: Any) -> MenuItem:
+    def from_row(cls, row: Any, locale: str) -> MenuItem:
         return cls(
             id=to_global_id("MenuItem", row.id),
             name=row.name,
             description=row.description,
-            price=Money(amount=row.price_amount, currency=row.currency),
+            price=money(row.price_amount, row.currency, locale),
             is_available=row.is_available,
             tags=list(row.tags),
         )
 
     @classmethod
-    def from_line_item_row(cls, row: Any) -> MenuItem | None:
+    def from_line_item_row(cls, row: Any, locale: str) -> MenuItem | None:
         """The menu item that rides along on a line-item row (``menu_item_*`` columns)."""
         if row.menu_item_id is None:
             return None
@@ -56,7 +56,7 @@ class MenuItem(Node):
             id=to_global_id("MenuItem", row.menu_item_id),
             name=row.menu_item_name,
             description=row.menu_item_description,
-            price=Money(amount=row.menu_item_price_amount, currency=row.menu_item_currency),
+            price=money(row.menu_item_price_amount, row.menu_item_currency, locale),
             is_available=row.menu_item_is_available,
             tags=list(row.menu_item_tags),
         )

@@ -138,8 +138,6 @@ for i, doc in enumerate(
         "[",
         '{ "stores" }',
         "{ stores { name } } }" * 50,
-        "{" * 1000,
-        "(" * 500,
         "{ customer(id: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ ) { id } }",
         "{ customers(first: 1.2.3) { totalCount } }",
         "{ customers(first: 0x10) { totalCount } }",
@@ -211,6 +209,9 @@ def deep(levels: int) -> str:
 for levels in range(9, 41):
     gql(f"depth-{levels:02d}", deep(levels), 400, "DEPTH_LIMIT")
 gql("depth-1000", deep(1000), 400, "DEPTH_LIMIT")
+gql("nesting-1000-open-braces", "{" * 1000, 400, "DEPTH_LIMIT")
+gql("nesting-500-parens", "(" * 500, 400, "DEPTH_LIMIT")
+gql("nesting-65-lists", "{ customer(id: " + "[" * 65 + "]" * 65 + ") { id } }", 400, "DEPTH_LIMIT")
 gql("nesting-1000-braces", "{ a " * 1000 + "}" * 1000, 400, "DEPTH_LIMIT")
 for n in (16, 20, 50, 101, 500):
     gql(
@@ -742,7 +743,8 @@ for source in ("square", "toast", "hubspot", "salesforce"):
         }
     )
 
-# --- websocket frames ---------------------------------------------------------------------------
+# --- websocket frames ("$TOKEN" is replaced by a valid support token when sent) ---
+INIT = '{"type": "connection_init", "payload": {"Authorization": "Bearer $TOKEN"}}'
 for case_id, frames, close in [
     (
         "ws-subscribe-before-init",
@@ -756,7 +758,14 @@ for case_id, frames, close in [
     ("ws-json-number", ["1"], 4400),
     ("ws-type-not-string", ['{"type": 1}'], 4400),
     ("ws-unknown-type", ['{"type": "hack"}'], 4400),
-    ("ws-second-init", ['{"type": "connection_init"}', '{"type": "connection_init"}'], 4429),
+    ("ws-second-init", [INIT, INIT], 4429),
+    ("ws-init-without-token", ['{"type": "connection_init"}'], 4403),
+    (
+        "ws-init-bad-token",
+        ['{"type": "connection_init", "payload": {"Authorization": "Bearer x.y.z"}}'],
+        4403,
+    ),
+    ("ws-init-payload-not-object", ['{"type": "connection_init", "payload": [1]}'], 4400),
 ]:
     cases.append(
         {
@@ -769,6 +778,29 @@ for case_id, frames, close in [
             "expect": {"close": close},
         }
     )
+
+
+# a flood of invalid subscriptions: one typed error each, and the socket stays usable
+cases.append(
+    {
+        "id": "ws-subscribe-flood-after-init",
+        "kind": "websocket",
+        "frames": [{"text": INIT}]
+        + [
+            {
+                "text": json.dumps(
+                    {
+                        "id": str(i),
+                        "type": "subscribe",
+                        "payload": {"query": "subscription { nope }"},
+                    }
+                )
+            }
+            for i in range(200)
+        ],
+        "expect": {"acknowledged": True, "errors": 200},
+    }
+)
 
 
 def main() -> None:

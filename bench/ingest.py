@@ -1,0 +1,255 @@
+"""Ingestion throughput: signed webhooks through HTTP, and backfill import.
+
+    python -m bench.ingest [--orders 3000] [--webhooks 2000] [--concurrency 32] [--runs 3]
+
+Needs a PostgreSQL server: ``GUESTGRAPH_DATABASE_URL`` (a server URL; a scratch database
+is created on it and dropped afterwards) or, unset, the embedded one. Prints medians.
+Targets from issue 3: >= 1,000 webhook events/s and >= 10,000 backfill orders/s (3 line
+items each) on a 2-core machine, one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+from sqlalchemy.engine import make_url
+
+from api import importer
+from domain import signatures
+from readmodel import migrations
+from readmodel.database import create_engine
+
+TOAST_SECRET = "bench-toast-secret"
+
+
+def square_order(i: int, run: str) -> dict[str, Any]:
+    lines = [
+        {
+            "uid": f"li-{k}",
+            "name": name,
+            "quantity": "1",
+            "catalog_object_id": f"ITEM-{k}",
+            "base_price_money": {"amount": price, "currency": "USD"},
+            "total_money": {"amount": price, "currency": "USD"},
+        }
+        for k, (name, price) in enumerate([("Pizza", 1450), ("Salad", 995), ("Soda", 300)])
+    ]
+    return {
+        "id": f"{run}-{i:08d}",
+        "location_id": f"LOC-{i % 4}",
+        "customer_id": f"{run}-C{i % 500}",
+        "state": "COMPLETED",
+        "version": 3,
+        "created_at": "2026-06-14T18:05:10Z",
+        "updated_at": "2026-06-14T18:35:10Z",
+        "line_items": lines,
+        "fulfillments": [{"uid": "f", "type": "PICKUP", "state": "COMPLETED"}],
+        "total_money": {"amount": 2745 + 240, "currency": "USD"},
+        "total_tax_money": {"amount": 240, "currency": "USD"},
+    }
+
+
+def toast_event(i: int, run: str) -> bytes:
+    return orjson.dumps(
+        {
+            "timestamp": "2026-06-14T18:22:41.512Z",
+            "eventCategory": "order_updated",
+            "eventType": "order_updated",
+            "guid": f"{run}-evt-{i}",
+            "details": {
+                "restaurantGuid": f"rest-{i % 4}",
+                "order": {
+                    "guid": f"{run}-ord-{i}",
+                    "openedDate": "2026-06-14T18:05:00.000+0000",
+                    "modifiedDate": "2026-06-14T18:22:40.871+0000",
+                    "approvalStatus": "APPROVED",
+                    "source": "Online",
+                    "checks": [
+                        {
+                            "guid": f"{run}-chk-{i}",
+                            "paymentStatus": "PAID",
+                            "customer": {
+                                "guid": f"{run}-guest-{i % 500}",
+                                "firstName": "Dana",
+                                "email": f"guest{i % 500}@{run}.example.com",
+                            },
+                            "selections": [
+                                {
+                                    "guid": f"s{k}",
+                                    "displayName": n,
+                                    "quantity": 1.0,
+                                    "price": p,
+                                    "preDiscountPrice": p,
+                                    "fulfillmentStatus": "SENT",
+                                }
+                                for k, (n, p) in enumerate([("Pizza", 14.5), ("Salad", 9.95)])
+                            ],
+                            "amount": 24.45,
+                            "taxAmount": 2.14,
+                            "payments": [
+                                {
+                                    "type": "CREDIT",
+                                    "amount": 26.59,
+                                    "tipAmount": 3.0,
+                                    "paymentStatus": "CAPTURED",
+                                }
+                            ],
+                        }
+                    ],
+                },
+            },
+        }
+    )
+
+
+async def backfill_once(url: str, orders: int) -> float:
+    run = uuid.uuid4().hex[:8]
+    folder = Path(tempfile.mkdtemp(prefix="gg-bench-"))
+    path = folder / "orders.ndjson"
+    path.write_bytes(importer.ndjson([square_order(i, run) for i in range(orders)]))
+    engine = create_engine(url, pool_size=2)
+    try:
+        started = time.perf_counter()
+        summary = await importer.run_import(engine, path, "square-orders", batch_size=500)
+        elapsed = time.perf_counter() - started
+    finally:
+        await engine.dispose()
+    assert summary.applied == orders, summary
+    return orders / elapsed
+
+
+async def webhooks_once(base: str, count: int, concurrency: int) -> float:
+    run = uuid.uuid4().hex[:8]
+    bodies = [toast_event(i, run) for i in range(count)]
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    failures: list[int] = []
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            sig = signatures.toast_signature(TOAST_SECRET, body, "2026-06-14T18:22:41.512Z")
+            response = await client.post(
+                "/webhooks/toast", content=body, headers={"toast-signature": sig}
+            )
+            if response.status_code != 200:
+                failures.append(response.status_code)
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    assert not failures, failures[:5]
+    return count / elapsed
+
+
+def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "GUESTGRAPH_DATABASE_URL": url,
+        "GUESTGRAPH_TOAST_WEBHOOK_SECRET": TOAST_SECRET,
+        "GUESTGRAPH_LOG_LEVEL": "WARNING",
+        "GUESTGRAPH_DB_POOL_SIZE": "20",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "api", "serve", "--no-migrate", "--port", str(port)], env=env
+    )
+
+
+async def wait_ready(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(200):
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not become ready")
+
+
+def scratch_database(server_url: str) -> tuple[str, str]:
+    name = f"gg_bench_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    async def drop() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=3000)
+    parser.add_argument("--webhooks", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8791)
+    args = parser.parse_args()
+
+    server_url = os.environ.get("GUESTGRAPH_DATABASE_URL")
+    if not server_url:
+        from api.embedded import start_embedded_postgres
+        from api.settings import load_settings
+
+        server_url = start_embedded_postgres(load_settings().data_dir)
+    name, url = scratch_database(server_url)
+    try:
+        migrations.upgrade(url)
+        backfill = [asyncio.run(backfill_once(url, args.orders)) for _ in range(args.runs)]
+        server = start_server(url, args.port)
+        base = f"http://127.0.0.1:{args.port}"
+        try:
+            asyncio.run(wait_ready(base))
+            hooks = [
+                asyncio.run(webhooks_once(base, args.webhooks, args.concurrency))
+                for _ in range(args.runs)
+            ]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        drop_database(server_url, name)
+
+    print(f"{'measure':<48} {'median':>10} {'runs':>30} {'target':>8}")
+    rows = [
+        (f"signed Toast webhooks/s ({args.concurrency} concurrent, HTTP)", hooks, 1000),
+        ("backfill orders/s (3 line items, batches of 500)", backfill, 10000),
+    ]
+    for label, values, target in rows:
+        runs = ", ".join(f"{v:,.0f}" for v in values)
+        print(f"{label:<48} {statistics.median(values):>10,.0f} {runs:>30} {target:>8,}")
+
+
+if __name__ == "__main__":
+    main()

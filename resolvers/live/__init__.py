@@ -1,0 +1,1 @@
+"""Live subscriptions: order status and customer activity, resumable by change-feed cursor."""
