@@ -147,7 +147,11 @@ class ChangeNotifier:
             if not self.connected:
                 try:
                     conn = await asyncpg.connect(self._dsn, timeout=10)
-                    await conn.add_listener(CHANGE_FEED_CHANNEL, self._on_notify)
+                    try:
+                        await conn.add_listener(CHANGE_FEED_CHANNEL, self._on_notify)
+                    except BaseException:  # cancelled by stop(): do not strand the connection
+                        conn.terminate()
+                        raise
                     self._conn = conn
                     # anything committed while we were not listening: let waiters look now
                     self._wake_all()
