@@ -48,6 +48,8 @@ LEEWAY_S = 30
 ASYMMETRIC_KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 JWKS_MIN_REFRESH_S = 10.0  # an unknown kid refetches the JWKS at most this often
 SCOPE_CACHE_S = 30.0  # store references and customer identities
+VERIFIED_CACHE_S = 60.0
+VERIFIED_CACHE_ENTRIES = 10_000
 WEBSOCKET_REJECTED = 4403
 
 
@@ -164,6 +166,8 @@ class Authenticator:
         )
         self._stores: TtlCache[tuple[str, ...], frozenset[int]] = TtlCache(SCOPE_CACHE_S)
         self._customers: TtlCache[str, int | None] = TtlCache(SCOPE_CACHE_S)
+        # verified claims by token: a client reuses one token for many requests
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -192,9 +196,23 @@ class Authenticator:
         return viewer
 
     async def verify(self, token: str) -> dict[str, Any]:
-        """The verified claims of ``token``. Raises AuthError (401)."""
+        """The verified claims of ``token`` (remembered until it expires, at most
+        ``VERIFIED_CACHE_S``). Raises AuthError (401)."""
         if len(token) > MAX_TOKEN_BYTES:
             raise invalid_token("token too large")
+        now = time.time()
+        hit = self._verified.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        claims = await self._verify(token)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float):
+            if len(self._verified) >= VERIFIED_CACHE_ENTRIES:
+                self._verified.clear()
+            self._verified[token] = (min(float(exp), now + VERIFIED_CACHE_S), claims)
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -275,7 +293,7 @@ class Authenticator:
 
     async def client(self, client_id: str) -> client_store.ApiClient | None:
         """The registered client (cached briefly: revocation applies within seconds)."""
-        if len(client_id) > 128:
+        if not is_plain_text(client_id, 128):
             return None
         return await self._clients.get_or_load(
             client_id, lambda: client_store.client_by_id(self.engine, client_id)
@@ -288,6 +306,8 @@ class Authenticator:
             raise invalid_token("stores must be a list")
         if not all(isinstance(r, str | int) and not isinstance(r, bool) for r in refs):
             raise invalid_token("stores must hold ids")
+        if not all(is_plain_text(str(r), 200) for r in refs):
+            raise invalid_token("stores must hold ids")
         key = tuple(sorted(str(r) for r in refs))
         return await self._stores.get_or_load(
             key, lambda: scoping.resolve_store_refs(self.engine, refs)
@@ -295,6 +315,8 @@ class Authenticator:
 
     async def _customer_id(self, subject: str) -> int | None:
         source, sep, external_id = subject.partition(":")
+        if not is_plain_text(subject, 256):
+            raise invalid_token("a customer token's subject must be SOURCE:external_id")
         if not sep or not external_id or source.upper() not in {s.value for s in Source}:
             raise invalid_token("a customer token's subject must be SOURCE:external_id")
         return await self._customers.get_or_load(
@@ -331,6 +353,11 @@ class Authenticator:
             claims["stores"] = [str(s) for s in client.store_ids]
         token = jwt.encode(claims, secret, algorithm="HS256")
         return IssuedToken(access_token=token, expires_in=ttl, scope=claims["scope"])
+
+
+def is_plain_text(value: str, max_length: int) -> bool:
+    """Printable, bounded: safe to use as a database key (PostgreSQL text refuses NUL)."""
+    return 0 < len(value) <= max_length and value.isprintable()
 
 
 def bearer_token(authorization: str) -> str:

@@ -41,6 +41,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.http.ides import get_graphql_ide_html
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from api.auth import Authenticator, AuthError, TtlCache, auth_error_response
@@ -56,8 +59,8 @@ from resolvers.protection import (
     DocumentCache,
     Limits,
     install_protection,
+    is_timeout,
     may_introspect,
-    operation_cost,
     operation_of,
     strip_suggestions,
 )
@@ -298,27 +301,23 @@ def _wants_html(request: Request) -> bool:
 # --- response shaping ------------------------------------------------------------------------
 
 
-def _is_timeout(error: BaseException | None) -> bool:
-    seen = 0
-    while error is not None and seen < 8:
-        if type(error).__name__ in {"QueryCanceledError", "TimeoutError"}:
-            return True
-        error = getattr(error, "orig", None) or error.__cause__
-        seen += 1
-    return False
-
-
-def format_error(error: GraphQLError, request_id: str, *, hide_suggestions: bool) -> dict[str, Any]:
+def format_error(
+    error: GraphQLError,
+    request_id: str,
+    *,
+    hide_suggestions: bool,
+    default_code: str = "GRAPHQL_VALIDATION_FAILED",
+) -> dict[str, Any]:
     """The error as clients see it: unexpected failures masked, a code and the request id."""
     extensions = dict(error.extensions or {})
     original = error.original_error
     message = error.message
     if original is not None and not isinstance(original, GraphQLError) and "code" not in extensions:
-        if _is_timeout(original):
+        if is_timeout(original):
             message, extensions = "The operation took too long.", {"code": "OPERATION_TIMEOUT"}
         else:
-            message, extensions = "Internal server error.", {"code": "INTERNAL_SERVER_ERROR"}
-    extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.path is None else "ERROR")
+            message, extensions = "Internal server error", {"code": "INTERNAL"}
+    extensions.setdefault("code", default_code)
     extensions["requestId"] = request_id
     formatted: dict[str, Any] = {
         "message": strip_suggestions(message) if hide_suggestions else message
@@ -362,6 +361,30 @@ def refused_response(refusal: RequestRefused, request_id: str) -> Response:
     return json_response({"errors": [error]}, refusal.status, request_id, refusal.headers)
 
 
+async def _within_rate_limit(limit: asyncio.Future[int | None]) -> None:
+    """Raise 429 if the caller is over its rate limit."""
+    retry_after = await limit
+    if retry_after is not None:
+        raise RequestRefused(
+            429,
+            "RATE_LIMITED",
+            "Too many requests.",
+            headers={"Retry-After": str(retry_after)},
+            extensions={"retryAfter": retry_after},
+        )
+
+
+class StrictTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, closing with 4400 on a JSON frame that is not an object
+    (strawberry indexes it as a dict and drops the connection without a close frame)."""
+
+    async def handle_message(self, message: Any) -> None:
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self.handle_invalid_message("Failed to parse message")
+            return
+        await super().handle_message(message)  # type: ignore[arg-type]
+
+
 # --- the endpoint ---------------------------------------------------------------------------
 
 
@@ -391,7 +414,7 @@ class GraphQLHTTP:
             return auth_error_response(error, request_id)
         except Exception:  # the last line of defence: never a stack trace to the client
             log.exception("unexpected failure in /graphql (request %s)", request_id)
-            internal = RequestRefused(500, "INTERNAL_SERVER_ERROR", "Internal server error.")
+            internal = RequestRefused(500, "INTERNAL", "Internal server error")
             return refused_response(internal, request_id)
 
     async def _handle(self, request: Request, request_id: str) -> Response:
@@ -403,28 +426,29 @@ class GraphQLHTTP:
         if method == "GET" and _wants_html(request):
             if self.settings.is_development:
                 return HTMLResponse(get_graphql_ide_html("graphiql"))
-            raise RequestRefused(404, "NOT_FOUND", "GraphiQL is only served in development.")
+            raise RequestRefused(404, "NOT_FOUND", "No IDE here: send a GraphQL query.")
         state = request.app.state
         authenticator: Authenticator = state.authenticator
         viewer = await authenticator.authenticate(request.headers.get("authorization"))
         client = await authenticator.client(viewer.client_id) if viewer.client_id else None
-        retry_after = await state.rate_limiter.hit_viewer(
-            viewer, request, client.rate_limit if client else None
+        # The Redis round trip of the rate limit overlaps reading and preparing the request;
+        # its answer is awaited before anything executes, and before any other refusal.
+        limit = asyncio.ensure_future(
+            state.rate_limiter.hit_viewer(viewer, request, client.rate_limit if client else None)
         )
-        if retry_after is not None:
-            raise RequestRefused(
-                429,
-                "RATE_LIMITED",
-                "Too many requests.",
-                headers={"Retry-After": str(retry_after)},
-                extensions={"retryAfter": retry_after},
+        try:
+            params = (
+                _get_params(request)
+                if method == "GET"
+                else await _post_params(request, self.settings.max_body_bytes)
             )
-        params = (
-            _get_params(request)
-            if method == "GET"
-            else await _post_params(request, self.settings.max_body_bytes)
-        )
-        return await self._run(request, request_id, viewer, client, params)
+            return await self._run(request, request_id, viewer, client, params, limit)
+        except RequestRefused:
+            await _within_rate_limit(limit)
+            raise
+        finally:
+            if not limit.done():
+                limit.cancel()
 
     async def _document(
         self, request: Request, params: GraphQLParams, client: ApiClient | None
@@ -487,6 +511,7 @@ class GraphQLHTTP:
         viewer: Viewer,
         client: ApiClient | None,
         params: GraphQLParams,
+        limit: asyncio.Future[int | None],
     ) -> Response:
         query, store_as = await self._document(request, params, client)
         allow = may_introspect(viewer, self.limits)
@@ -514,7 +539,7 @@ class GraphQLHTTP:
                 "Mutations must use POST.",
                 headers={"Allow": "POST"},
             )
-        cost = operation_cost(self.schema._schema, prepared.document, operation, params.variables)
+        cost = prepared.cost(self.schema._schema, operation, params.variables)
         cost_info = {"requested": cost, "maximum": self.limits.max_cost}
         if cost > self.limits.max_cost:
             raise RequestRefused(
@@ -523,6 +548,7 @@ class GraphQLHTTP:
                 f"The query costs {cost}; at most {self.limits.max_cost} is allowed.",
                 extensions={"cost": cost_info},
             )
+        await _within_rate_limit(limit)
         if store_as is not None:
             await request.app.state.persisted_queries.put(store_as, query)
         return await self._execute(request, request_id, viewer, params, prepared, cost_info, allow)
@@ -571,13 +597,18 @@ class GraphQLHTTP:
         body: dict[str, Any] = {}
         status = 200
         if result.errors:
-            body["errors"] = [
-                format_error(e, request_id, hide_suggestions=not allow_introspection)
-                for e in result.errors
-            ]
             # errors before execution (variables that do not coerce) are request errors
             if result.data is None and all(e.path is None for e in result.errors):
                 status = 400
+            body["errors"] = [
+                format_error(
+                    e,
+                    request_id,
+                    hide_suggestions=not allow_introspection,
+                    default_code="BAD_USER_INPUT" if status == 400 else "ERROR",
+                )
+                for e in result.errors
+            ]
         if status == 200 or result.data is not None:
             body["data"] = result.data
         if result.extensions:

@@ -100,7 +100,7 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str, str]:
 
 
 async def _authenticate_client(request: Request, client_id: str, secret: str) -> ApiClient:
-    client = await authenticator_of(request).client(client_id) if client_id else None
+    client = await authenticator_of(request).client(client_id)
     now = datetime.now(UTC)
     hashes = client.secret_hashes(now) if client is not None else []
     # Always spend one KDF run, so response time does not reveal which client ids exist.

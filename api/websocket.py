@@ -29,7 +29,6 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
@@ -37,6 +36,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api import auth
 from api.fanout import Member, SharedSubscriptions, is_groupable
+from api.graphql_http import StrictTransportWSHandler
 from api.settings import Settings
 from domain.viewer import Viewer
 from resolvers.context import Context
@@ -73,7 +73,7 @@ def origin_allowed(origin: str, settings: Settings) -> bool:
     return "*" in allowed or origin.rstrip("/") in allowed
 
 
-class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+class _TransportWSHandler(StrictTransportWSHandler):  # auth: non-object frames close 4400
     """graphql-transport-ws, plus server pings after the connection is acknowledged."""
 
     keep_alive_interval: float = 15.0

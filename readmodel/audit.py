@@ -51,6 +51,7 @@ class AuditLog:
         self._buffer: list[PiiRead] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.dropped = 0
 
     def record(
@@ -70,25 +71,28 @@ class AuditLog:
         self._task = asyncio.create_task(self._run(), name="audit-log-writer")
 
     async def stop(self) -> None:
-        """Stop the writer and write what is still buffered."""
+        """Stop the writer and write what is still buffered. The writer is asked to stop,
+        not cancelled: a flush cut off mid-statement would strand its connection."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            self._stopping = True
+            self._wake.set()
+            with contextlib.suppress(Exception):
                 await self._task
             self._task = None
         await self.flush()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.flush()
             except Exception as exc:  # keep the writer alive; the reads stay buffered
                 log.warning("audit flush failed: %s", type(exc).__name__)
-                await asyncio.sleep(self._interval)
 
     async def flush(self) -> int:
         """Write everything buffered now; returns the number of rows written."""

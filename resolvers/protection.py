@@ -66,6 +66,7 @@ class Limits:
     max_tokens: int = 2000
     max_directives_per_field: int = 3
     max_cost: int = 20_000
+    max_duplicate_fields: int = 10
     development: bool = False
 
 
@@ -96,6 +97,15 @@ def _walk(node: Node) -> Iterator[Node]:
                 stack.append(value)
             elif isinstance(value, tuple | list):
                 stack.extend(v for v in value if isinstance(v, Node))
+
+
+def _most_repeated_field(selection_set: SelectionSetNode) -> int:
+    counts: dict[str, int] = {}
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            key = (selection.alias or selection.name).value
+            counts[key] = counts.get(key, 0) + 1
+    return max(counts.values(), default=0)
 
 
 def _depth(
@@ -137,6 +147,17 @@ def check_limits(
     """The first broken limit as one error, or nothing."""
     aliases = 0
     for node in _walk(document):
+        if isinstance(node, SelectionSetNode):
+            duplicate = _most_repeated_field(node)
+            if duplicate > limits.max_duplicate_fields:
+                return [
+                    limit_error(
+                        f"A field is repeated {duplicate} times in one selection; at most "
+                        f"{limits.max_duplicate_fields} are allowed.",
+                        "FIELD_DUPLICATION",
+                        limit=limits.max_duplicate_fields,
+                    )
+                ]
         if isinstance(node, FieldNode):
             if node.alias is not None:
                 aliases += 1
@@ -194,7 +215,9 @@ def _argument_int(node: FieldNode, name: str, variables: Mapping[str, Any]) -> i
             return int(value.value)
         if isinstance(value, VariableNode):
             found = variables.get(value.name.value)
-            return found if isinstance(found, int) and not isinstance(found, bool) else None
+            if isinstance(found, int) and not isinstance(found, bool) and abs(found) < 2**31:
+                return found
+            return None  # not an Int: coercion reports it, with the variable's name
     return None
 
 
@@ -285,6 +308,24 @@ class PreparedDocument:
     query: str
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
+    costs: dict[tuple[Any, ...], int] = field(default_factory=dict, compare=False, hash=False)
+    """Cost per (operation name, page-size variables): computed once per shape."""
+
+    def cost(
+        self, schema: GraphQLSchema, operation: OperationDefinitionNode, variables: Any
+    ) -> int:
+        assert self.document is not None
+        values = variables if isinstance(variables, dict) else {}
+        key = (
+            operation.name.value if operation.name else None,
+            *sorted((k, v) for k, v in values.items() if isinstance(v, int)),
+        )
+        found = self.costs.get(key)
+        if found is None:
+            found = operation_cost(schema, self.document, operation, values)
+            if len(self.costs) < 64:
+                self.costs[key] = found
+        return found
 
 
 class DocumentCache:
@@ -311,18 +352,56 @@ class DocumentCache:
         return prepared
 
 
+MAX_NESTING = 64
+"""Brackets nested deeper than this are refused before parsing: the recursive parser would
+otherwise run into Python's recursion limit (which can upset the interpreter afterwards)."""
+
+
+def max_nesting(query: str) -> int:
+    """How deeply ``{ ( [`` nest in ``query``, outside strings and comments."""
+    depth = deepest = 0
+    in_string = in_comment = escaped = False
+    for ch in query:
+        if in_comment:
+            in_comment = ch not in "\r\n"
+        elif in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "#":
+            in_comment = True
+        elif ch in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "})]":
+            depth -= 1
+    return deepest
+
+
 def prepare_document(
     schema: GraphQLSchema, query: str, limits: Limits, *, allow_introspection: bool
 ) -> PreparedDocument:
     """Parse with the token limit, check the limits, then validate (strawberry's rules too)."""
+    if max_nesting(query) > MAX_NESTING:
+        error = limit_error("The document is nested too deeply.", "DEPTH_LIMIT")
+        return PreparedDocument(query, None, (error,))
     try:
         document = parse(query, no_location=False, max_tokens=limits.max_tokens)
     except GraphQLError as error:
-        code = "TOO_MANY_TOKENS" if "tokens" in error.message else "GRAPHQL_PARSE_FAILED"
+        code = "GRAPHQL_PARSE_FAILED"
+        if "tokens" in error.message:
+            code = "TOO_MANY_TOKENS"
+        elif "nested too deeply" in error.message:
+            code = "DEPTH_LIMIT"
         message = error.message if code == "TOO_MANY_TOKENS" else f"Syntax Error: {error.message}"
         message = message.replace("Syntax Error: Syntax Error:", "Syntax Error:")
         return PreparedDocument(query, None, (limit_error(message, code),))
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - graphql-core reports deep nesting itself
         return PreparedDocument(
             query, None, (limit_error("The document is nested too deeply.", "DEPTH_LIMIT"),)
         )
@@ -363,8 +442,38 @@ def _viewer_and_limits(context: Any) -> tuple[Viewer, Limits]:
     )
 
 
+def is_timeout(error: BaseException | None) -> bool:
+    """A PostgreSQL ``statement_timeout`` cancel or an asyncio timeout, however wrapped."""
+    seen = 0
+    while error is not None and seen < 8:
+        if type(error).__name__ in {"QueryCanceledError", "TimeoutError"}:
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+        seen += 1
+    return False
+
+
+def timeout_error(error: GraphQLError) -> GraphQLError:
+    return GraphQLError(
+        "The operation took too long.",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": "OPERATION_TIMEOUT"},
+    )
+
+
 class ProtectionExtension(SchemaExtension):
-    """Uses the HTTP handler's prepared document, or applies the limits itself."""
+    """Uses the HTTP handler's prepared document, or applies the limits itself; turns
+    statement timeouts into typed ``OPERATION_TIMEOUT`` errors (before any masking)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [  # type: ignore[union-attr]
+                timeout_error(e) if is_timeout(e.original_error) else e for e in errors
+            ]
 
     def on_parse(self) -> Iterator[None]:
         prepared = PREPARED.get()

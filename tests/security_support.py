@@ -135,7 +135,25 @@ async def _customers(info: Info, condition: Any) -> list[TestCustomer]:
 
 
 @strawberry.type
+class Tree:
+    depth: int
+
+    @strawberry.field
+    def child(self) -> Tree:
+        return Tree(depth=self.depth + 1)
+
+
+def nested(levels: int) -> str:
+    """``{ tree { child { ... { depth } } } }`` with ``levels`` levels of fields."""
+    return "{ tree " + "{ child " * (levels - 2) + "{ depth }" + " }" * (levels - 2) + " }"
+
+
+@strawberry.type
 class TestQuery:
+    @strawberry.field
+    def tree(self) -> Tree:
+        return Tree(depth=1)
+
     @strawberry.field(extensions=[requires("customers:read")])
     async def customer(self, info: Info, id: int) -> TestCustomer | None:
         found = await _customers(info, customers.c.id == id)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.settings import Settings
 from domain.model import Source
 from readmodel import traits
-from readmodel.tables import audit_log, interactions, preferences
+from readmodel.tables import audit_log, customers, interactions, preferences
 from tests.factories import make_customer, make_order, make_store
 from tests.graphql_support import global_id
 from tests.security_support import (
@@ -270,3 +270,36 @@ async def test_missing_scopes_null_the_field_with_a_typed_error(
         "reason": "scope",
         "requestId": "x",
     }
+
+
+MERGE = """
+mutation($a: ID!, $b: ID!) {
+  mergeCustomers(input: {customerId: $a, otherCustomerId: $b}) { __typename }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "role", ["anonymous", "partner", "customer", "support-without-pii", "support"]
+)
+async def test_mutations_need_their_write_scope(
+    http: httpx.AsyncClient, world: World, engine: AsyncEngine, role: str
+) -> None:
+    ids = {"a": global_id("Customer", world.dana), "b": global_id("Customer", world.eve)}
+    body = await ask(http, token_for(role, world), MERGE, ids)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    async with engine.connect() as conn:
+        merged = await conn.scalar(
+            select(customers.c.merged_into).where(customers.c.id == world.eve)
+        )
+    assert merged is None
+
+
+async def test_a_caller_with_identity_write_may_merge(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    ids = {"a": global_id("Customer", world.dana), "b": global_id("Customer", world.eve)}
+    token = make_token(role="support", scope="customers:read identity:write")
+    body = await ask(http, token, MERGE, ids)
+    assert "errors" not in body, body

@@ -15,6 +15,7 @@ from resolvers.customers.types import Customer
 from resolvers.errors import CustomerNotFound, InvalidInput, Rejected, UserError
 from resolvers.idempotency import in_transaction
 from resolvers.node import db_id_of
+from resolvers.permissions import requires
 
 MAX_LIST_ITEMS = 50
 MAX_ITEM_LENGTH = 64
@@ -101,7 +102,8 @@ UpdatePreferencesPayload = Annotated[
 class CustomerMutations:
     @strawberry.mutation(
         description="Replace the given preference lists and record marketing consents. "
-        "Idempotent by nature: repeating it changes nothing more."
+        "Idempotent by nature: repeating it changes nothing more.",
+        extensions=[requires("customers:write")],
     )
     async def update_preferences(
         self, info: Info, input: UpdatePreferencesInput
@@ -109,7 +111,7 @@ class CustomerMutations:
         async def effect(conn: AsyncConnection) -> dict[str, Any]:
             customer_id = await customer_for_update(conn, info, input.customer_id, "customerId")
             consents = input.marketing_consent or []
-            if len(consents) > len(ConsentChannel):
+            if len({c.channel for c in consents}) != len(consents):
                 raise Rejected(
                     InvalidInput(field="marketingConsent", message="one entry per channel")
                 )

@@ -19,6 +19,7 @@ from resolvers.enums import Source
 from resolvers.errors import CustomerNotFound, InvalidInput, Rejected, UserError
 from resolvers.idempotency import in_transaction
 from resolvers.node import to_global_id
+from resolvers.permissions import requires
 
 MAX_IDENTITIES = 100
 
@@ -87,7 +88,10 @@ def _not_found(customer_id: int) -> Rejected:
 
 @strawberry.type
 class IdentityMutations:
-    @strawberry.mutation(description="Merge two customers into one (the older survives).")
+    @strawberry.mutation(
+        description="Merge two customers into one (the older survives).",
+        extensions=[requires("identity:write")],
+    )
     async def merge_customers(
         self, info: Info, input: MergeCustomersInput
     ) -> MergeCustomersPayload:
@@ -137,7 +141,10 @@ class IdentityMutations:
             merged_customer_id=to_global_id("Customer", outcome["merged"]),
         )
 
-    @strawberry.mutation(description="Move some of a customer's source records to a new customer.")
+    @strawberry.mutation(
+        description="Move some of a customer's source records to a new customer.",
+        extensions=[requires("identity:write")],
+    )
     async def split_customer(self, info: Info, input: SplitCustomerInput) -> SplitCustomerPayload:
         async def effect(conn: AsyncConnection) -> dict[str, Any]:
             customer_id = await customer_for_update(conn, info, input.customer_id, "customerId")

@@ -27,6 +27,7 @@ from resolvers.errors import (
 from resolvers.idempotency import run_once
 from resolvers.interactions.types import Interaction
 from resolvers.node import db_id_of
+from resolvers.permissions import requires
 
 MAX_FUTURE = timedelta(minutes=5)
 
@@ -71,7 +72,10 @@ def _request(input: RecordInteractionInput) -> dict[str, Any]:
 
 @strawberry.type
 class InteractionMutations:
-    @strawberry.mutation(description="Record a contact with a customer, once per key.")
+    @strawberry.mutation(
+        description="Record a contact with a customer, once per key.",
+        extensions=[requires("interactions:write")],
+    )
     async def record_interaction(
         self, info: Info, input: RecordInteractionInput
     ) -> RecordInteractionPayload:

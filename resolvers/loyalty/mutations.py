@@ -21,6 +21,7 @@ from resolvers.errors import (
 )
 from resolvers.idempotency import ledger_key, run_once
 from resolvers.loyalty.types import LoyaltyAccount, LoyaltyLedgerEntry
+from resolvers.permissions import requires
 
 MAX_POINTS = 1_000_000
 MAX_REASON_LENGTH = 500
@@ -140,7 +141,8 @@ async def _account_and_entry(
 class LoyaltyMutations:
     @strawberry.mutation(
         description="Add or remove points with a reason (support). Never below zero unless "
-        "the program allows it. The first adjustment opens an account if there is none."
+        "the program allows it. The first adjustment opens an account if there is none.",
+        extensions=[requires("loyalty:write")],
     )
     async def adjust_loyalty_points(
         self, info: Info, input: AdjustLoyaltyPointsInput
@@ -162,7 +164,10 @@ class LoyaltyMutations:
         customer, account, entry = await _account_and_entry(info, outcome)
         return AdjustLoyaltyPointsSuccess(customer=customer, account=account, entry=entry)
 
-    @strawberry.mutation(description="Spend points. Never below zero unless the program allows it.")
+    @strawberry.mutation(
+        description="Spend points. Never below zero unless the program allows it.",
+        extensions=[requires("loyalty:write")],
+    )
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedeemPointsPayload:
         if invalid := _invalid_points(input.points, positive=True):
             return invalid
