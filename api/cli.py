@@ -75,8 +75,8 @@ def run_server(
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if workers > 1 and not settings.redis_url:
         log.warning(
-            "in-process fan-out with %d workers: subscriptions see only their own "
-            "worker's changes; set GUESTGRAPH_REDIS_URL",
+            "in-process fan-out with %d workers: every worker polls the change feed "
+            "itself; set GUESTGRAPH_REDIS_URL to fan out through Redis",
             workers,
         )
     # Worker processes read settings from the environment: hand them the resolved URL.

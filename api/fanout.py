@@ -186,12 +186,14 @@ class SharedSubscriptions:
             operation_name,
             orjson.dumps(variables, option=orjson.OPT_SORT_KEYS),
             _viewer_key(context.viewer),
+            context.locale,  # money is formatted for the connection's Accept-Language
         )
         group = self._groups.get(key)
         if group is None:
             group = Group(key)
             self._groups[key] = group
             group_context = Context(engine=context.engine, hub=context.hub, viewer=context.viewer)
+            group_context.__dict__["locale"] = context.locale  # a cached_property
             group.task = asyncio.create_task(
                 self._run(group, query, variables, operation_name, group_context)
             )

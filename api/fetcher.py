@@ -116,22 +116,30 @@ class Fetcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._limit = asyncio.Semaphore(settings.fetch_concurrency)
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="guestgraph-fetcher")
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace_s: float = 10.0) -> None:
+        """Finish the pass in progress (cancelling mid-transaction would leak its
+        connection), then stop. Unfinished rows stay pending for the next start."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         await self.client.aclose()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 worked = await self.run_once()
             except asyncio.CancelledError:
@@ -139,7 +147,7 @@ class Fetcher:
             except Exception:  # the loop must outlive a database hiccup
                 log.exception("fetcher pass failed")
                 worked = 0
-            if worked:
+            if worked or self._stopping:
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.fetch_poll_interval_s):

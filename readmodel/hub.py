@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from readmodel import changefeed
+from readmodel import changefeed, identity
 from readmodel.changefeed import FeedRow
 from readmodel.relay import ChangeNotifier, channel_name, decode_row, stop_task, wait_for
 from readmodel.tables import change_feed
@@ -44,6 +44,7 @@ log = logging.getLogger("guestgraph.hub")
 DEFAULT_QUEUE_SIZE = 1000
 CATCH_UP_BATCH = 1000
 REDIS_RETRY_S = 1.0
+QUIET_CHECK_S = 0.2  # how long one wait for a Redis message lasts (bounds stop latency)
 
 
 class SubscriberTooSlow(Exception):
@@ -272,7 +273,8 @@ class Hub(InProcessHub):
                 return
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("hub: cannot read the change feed yet (%s)", type(exc).__name__)
-                await asyncio.sleep(REDIS_RETRY_S)
+                assert self._wake is not None
+                await wait_for(self._wake, REDIS_RETRY_S)
 
     async def _run(self) -> None:
         await self._start_at_the_end()
@@ -326,11 +328,16 @@ class Hub(InProcessHub):
             await pubsub.subscribe(channel_name(self.redis_prefix))
             self.feed = Feed.REDIS
             await self._catch_up_logged()
+            loop = asyncio.get_running_loop()
+            quiet_since = loop.time()
             while not self._stopping:
-                message = await pubsub.get_message(timeout=self.safety_poll_s)
+                message = await pubsub.get_message(timeout=QUIET_CHECK_S)
                 if message is None:
-                    await self._catch_up_logged()  # quiet: make sure nothing was missed
+                    if loop.time() - quiet_since >= self.safety_poll_s:
+                        await self._catch_up_logged()  # quiet: make sure nothing was missed
+                        quiet_since = loop.time()
                     continue
+                quiet_since = loop.time()
                 await self._on_message(message.get("data"))
         finally:
             with contextlib.suppress(Exception):
@@ -357,6 +364,14 @@ class Hub(InProcessHub):
 
 
 # --- replay ---------------------------------------------------------------------------------
+
+
+async def surviving_customer(engine: AsyncEngine, customer_id: int) -> int:
+    """The customer ``customer_id`` was merged into (itself if not merged or unknown), so a
+    subscription by a merged-away id follows the person."""
+    async with engine.connect() as conn:
+        found = await identity.canonical_customer_id(conn, customer_id)
+    return customer_id if found is None else found
 
 
 async def newest_seq(engine: AsyncEngine) -> int:

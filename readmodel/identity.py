@@ -958,6 +958,41 @@ async def apply_source_merge(
     return survivor
 
 
+# --- erasure ------------------------------------------------------------------------------
+
+
+async def forget_record_keys(
+    conn: AsyncConnection, source: Source, external_id: str, *, actor: str
+) -> int | None:
+    """For a privacy erasure: drop the record's match keys (normalized email, phone,
+    loyalty id) so they never match anyone again, and recompute its customer's golden
+    fields without them. The record itself stays (orders still point at it). Returns the
+    customer id, or None for an unknown record. Call it after clearing the record's
+    attributes."""
+    row = (
+        await conn.execute(
+            select(source_records.c.id, source_records.c.customer_id)
+            .where(source_records.c.source == source.value)
+            .where(source_records.c.external_id == external_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    customer_id = await _locked_owner(conn, int(row.id))
+    await conn.execute(delete(identifiers).where(identifiers.c.source_record_id == row.id))
+    await _ledger(
+        conn,
+        action="unlink",
+        customer_id=customer_id,
+        source_record_id=int(row.id),
+        rule="erasure",
+        evidence={},
+        actor=actor,
+    )
+    await refresh_golden_fields(conn, [customer_id])
+    return customer_id
+
+
 # --- splitting ----------------------------------------------------------------------------
 
 

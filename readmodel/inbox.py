@@ -8,7 +8,7 @@ fetcher to complete a thin event). ``duplicate`` is only ever an answer, never a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,6 +83,24 @@ async def record(
         )
     ).scalar_one_or_none()
     return None if inserted is None else int(inserted)
+
+
+async def record_many(
+    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """Insert ``applied`` rows (source, event_id, event_type, raw_body, headers) in one
+    statement; return the ids of those that were new, by (source, event id)."""
+    if not rows:
+        return {}
+    result = await conn.execute(
+        pg_insert(ingest_inbox)
+        .values(
+            [{**r, "status": InboxStatus.APPLIED.value, "processed_at": func.now()} for r in rows]
+        )
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(ingest_inbox.c.id, ingest_inbox.c.source, ingest_inbox.c.event_id)
+    )
+    return {(r.source, r.event_id): int(r.id) for r in result}
 
 
 async def set_status(

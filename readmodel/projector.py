@@ -112,6 +112,14 @@ class Projector:
         self._stores: dict[tuple[str, str], int] = {}
         self._backlog_may_hold: bool | None = None
 
+    def touch_customer(self, customer_id: int | None) -> None:
+        """Recompute this customer's traits in ``finish``."""
+        if customer_id is not None:
+            self._trait_customers.add(customer_id)
+
+    def add_change(self, change: Change) -> None:
+        self._changes.append(change)
+
     def mark(self) -> int:
         """A point to return to if the caller's savepoint rolls back (see ``rolled_back``)."""
         return len(self._changes)
@@ -382,8 +390,8 @@ class Projector:
             else:
                 order = _OrderRow(inserted, store_id, customer_id, event.status, event.version)
                 await self._insert_lines(order.id, event)
-                self._order_changed(order, event.source)
-                self._changes.append(self._status_change(order, None, event.status_at))
+                self.order_changed(order, event.source)
+                self._changes.append(self.status_change(order, None, event.status_at))
                 await self._observe(
                     order, event.status, event.status_at, event.version, event, fresh=True
                 )
@@ -410,7 +418,7 @@ class Projector:
                 customer_id=customer_id,
                 source_version=event.version,
             )
-            self._order_changed(existing, event.source)
+            self.order_changed(existing, event.source)
         await self._observe(existing, event.status, event.status_at, event.version, event)
 
     async def _backlog(self, event: OrderUpserted) -> list[OrderStatusObserved]:
@@ -474,7 +482,7 @@ class Projector:
         )
         return {r.external_id: r.id for r in rows}
 
-    def _order_changed(self, order: _OrderRow, source: Source) -> None:
+    def order_changed(self, order: _OrderRow, source: Source) -> None:
         if order.customer_id is not None:
             self._trait_customers.add(order.customer_id)
         self._changes.append(
@@ -494,9 +502,7 @@ class Projector:
             )
         )
 
-    def _status_change(
-        self, order: _OrderRow, previous: OrderStatus | None, at: datetime
-    ) -> Change:
+    def status_change(self, order: _OrderRow, previous: OrderStatus | None, at: datetime) -> Change:
         return Change(
             changefeed.ORDER_STATUS_CHANGED,
             f"order:{order.id}",
@@ -583,7 +589,7 @@ class Projector:
             if order.customer_id is not None:
                 self._trait_customers.add(order.customer_id)
             moved = dataclasses.replace(order, status=resolved.status)
-            self._changes.append(self._status_change(moved, order.status, resolved.at))
+            self._changes.append(self.status_change(moved, order.status, resolved.at))
 
     # --- loyalty and interactions -----------------------------------------------------------
 

@@ -35,6 +35,7 @@ log = logging.getLogger("guestgraph.relay")
 
 RELAY_BATCH = 500
 RECONNECT_DELAY_S = 1.0
+STOP_GRACE_S = 2.0
 
 # KEYS[1] = cursor key; ARGV[1] = channel; then (seq, message) pairs in ascending seq.
 PUBLISH_SCRIPT = """
@@ -109,6 +110,7 @@ class ChangeNotifier:
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop = asyncio.Event()
         self.latest = 0
 
     def waiter(self) -> asyncio.Event:
@@ -125,7 +127,7 @@ class ChangeNotifier:
 
     async def stop(self) -> None:
         self._stopping = True
-        await stop_task(self._task)
+        await stop_task(self._task, self._stop)
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._conn.close(), 2)
@@ -155,7 +157,7 @@ class ChangeNotifier:
                     self._wake_all()
                 except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                     log.warning("change-feed LISTEN unavailable: %s", type(exc).__name__)
-            await asyncio.sleep(RECONNECT_DELAY_S)
+            await wait_for(self._stop, RECONNECT_DELAY_S)
 
 
 async def wait_for(event: asyncio.Event, seconds: float) -> None:
@@ -168,17 +170,17 @@ async def wait_for(event: asyncio.Event, seconds: float) -> None:
 
 
 async def stop_task(task: asyncio.Task[None] | None, wake: asyncio.Event | None = None) -> None:
-    """Cancel ``task`` and wait (briefly) for it to finish.
-
-    Loops also check a ``stopping`` flag: a driver may swallow a cancellation that lands
-    while it connects, and the loop must still end.
-    """
+    """End a loop that checks a ``stopping`` flag (set by the caller): wake it and let it
+    finish its current step, so no database connection is abandoned mid-query; cancel it
+    only if it does not end within a grace period."""
     if task is None or task.done():
         return
-    task.cancel()
     if wake is not None:
         wake.set()
-    await asyncio.wait({task}, timeout=5)
+    await asyncio.wait({task}, timeout=STOP_GRACE_S)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
 
 
 class Relay:
@@ -244,5 +246,7 @@ class Relay:
                 await self.publish_pending()
             except (RedisError, OSError, SQLAlchemyError) as exc:
                 log.warning("relay: cannot publish yet (%s); will retry", type(exc).__name__)
-                await asyncio.sleep(RECONNECT_DELAY_S)
+                await wait_for(self._wake, RECONNECT_DELAY_S)
+                if self._stopping:
+                    return
             await wait_for(self._wake, self._safety_poll_s)

@@ -8,6 +8,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from resolvers.customers.mutations import CustomerMutations
 from resolvers.customers.queries import CustomerQueries
+from resolvers.descriptions import describe_fields
 from resolvers.errors import MaskUnexpectedErrors
 from resolvers.identity.mutations import IdentityMutations
 from resolvers.interactions.mutations import InteractionMutations
@@ -36,7 +37,7 @@ class Subscription(LiveSubscriptions):
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    built = strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -47,6 +48,8 @@ def build_schema() -> strawberry.Schema:
             lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         ],
     )
+    describe_fields(built._schema)
+    return built
 
 
 schema = build_schema()

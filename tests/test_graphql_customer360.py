@@ -297,3 +297,26 @@ async def test_placed_orders_past_their_promise_are_delayed(engine: AsyncEngine)
         engine, query, {"a": global_id("Order", late), "b": global_id("Order", on_time)}
     )
     assert data == {"a": {"isDelayed": True}, "b": {"isDelayed": False}}
+
+
+async def test_line_items_resolve_alone_and_through_fragments(engine: AsyncEngine) -> None:
+    store = await make_store(engine)
+    dana = await make_customer(engine)
+    order = await make_order(
+        engine,
+        store_id=store,
+        customer_id=dana,
+        items=[{"name": "Soup", "unit_price": 700}, {"name": "Bread", "unit_price": 200}],
+    )
+    query = """
+    fragment Ticket on Order { lineItems { name } }
+    query($o: ID!, $c: ID!) {
+      order(id: $o) { lineItems { name } }
+      customer(id: $c) { orders { edges { node { ...Ticket } } } }
+    }"""
+    data = await data_of(
+        engine, query, {"o": global_id("Order", order), "c": global_id("Customer", dana)}
+    )
+    tickets = [{"name": "Soup"}, {"name": "Bread"}]
+    assert data["order"]["lineItems"] == tickets
+    assert data["customer"]["orders"]["edges"] == [{"node": {"lineItems": tickets}}]

@@ -30,3 +30,21 @@ def test_the_query_guide_has_ten_or_more_documents() -> None:
 def test_documented_queries_validate_against_the_schema(where: str, document: str) -> None:
     errors = validate(schema._schema, parse(document))
     assert errors == [], f"{where}: {errors}"
+
+
+def test_every_type_and_field_has_a_description() -> None:
+    from graphql import GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
+
+    missing = []
+    for name, graphql_type in schema._schema.type_map.items():
+        kinds = GraphQLObjectType | GraphQLInputObjectType | GraphQLInterfaceType
+        if name.startswith("__") or not isinstance(graphql_type, kinds):
+            continue
+        definition = (graphql_type.extensions or {}).get("strawberry-definition")
+        module = getattr(getattr(definition, "origin", None), "__module__", "")
+        if module.startswith("resolvers.live"):
+            continue  # the live helper's subscription types are checked by its own tests
+        if not graphql_type.description and name not in ("Query", "Mutation", "Subscription"):
+            missing.append(name)
+        missing += [f"{name}.{f}" for f, d in graphql_type.fields.items() if not d.description]
+    assert missing == []

@@ -131,6 +131,17 @@ async def test_points_never_go_below_zero_unless_the_program_allows_it(
     assert allowed["entry"]["points"] == -50
 
 
+async def test_a_redeem_retried_with_other_points_is_rejected(engine: AsyncEngine) -> None:
+    dana = global_id("Customer", await make_customer(engine))
+    await adjust(engine, customerId=dana, points=100, reason="welcome", idempotencyKey="w")
+    first = await redeem(engine, customerId=dana, points=10, reason="tea", idempotencyKey="r1")
+    again = await redeem(engine, customerId=dana, points=10, reason="tea", idempotencyKey="r1")
+    other = await redeem(engine, customerId=dana, points=20, reason="tea", idempotencyKey="r1")
+    assert first["entry"]["id"] == again["entry"]["id"]
+    assert again["account"]["balance"] == 90
+    assert other["__typename"] == "IdempotencyKeyReused"
+
+
 async def test_redeeming_without_an_account_is_insufficient_points(engine: AsyncEngine) -> None:
     dana = global_id("Customer", await make_customer(engine))
     result = await redeem(engine, customerId=dana, points=5, reason="x", idempotencyKey="r")
@@ -232,6 +243,20 @@ async def test_preference_errors(engine: AsyncEngine) -> None:
     )
     assert too_many["updatePreferences"]["__typename"] == "InvalidInput"
     assert too_many["updatePreferences"]["field"] == "allergens"
+    twice = await data_of(
+        engine,
+        UPDATE_PREFERENCES,
+        {
+            "input": {
+                "customerId": dana,
+                "marketingConsent": [
+                    {"channel": "SMS", "granted": True},
+                    {"channel": "SMS", "granted": False},
+                ],
+            }
+        },
+    )
+    assert twice["updatePreferences"]["field"] == "marketingConsent"
     missing = await data_of(
         engine, UPDATE_PREFERENCES, {"input": {"customerId": global_id("Customer", 999)}}
     )

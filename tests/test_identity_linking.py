@@ -14,6 +14,7 @@ from domain.model import Source
 from readmodel import identity
 from readmodel.changefeed import rows_after
 from readmodel.tables import customers, identity_ledger
+from readmodel.tables import source_records as source_records_table
 from tests.factories import make_store
 
 
@@ -314,3 +315,23 @@ async def test_a_link_waiting_on_a_merge_lands_on_the_survivor(engine: AsyncEngi
     release.set()
     await merging
     assert (await linking).customer_id == a.customer_id
+
+
+async def test_an_erased_record_keys_match_no_one_and_leave_the_golden_profile(
+    engine: AsyncEngine,
+) -> None:
+    first = await link(engine, square("sq-1", given_name="Eve", email="eve@example.com"))
+    async with engine.begin() as conn:
+        await conn.execute(
+            source_records_table.update()
+            .where(source_records_table.c.external_id == "sq-1")
+            .values(attributes={})
+        )
+        forgotten = await identity.forget_record_keys(conn, Source.SQUARE, "sq-1", actor="dpo")
+        assert await identity.forget_record_keys(conn, Source.SQUARE, "nope", actor="dpo") is None
+    assert forgotten == first.customer_id
+    async with engine.connect() as conn:
+        golden = (await conn.execute(select(customers).where(customers.c.id == forgotten))).one()
+    assert golden.email is None and golden.email_normalized is None and golden.given_name is None
+    again = await link(engine, hubspot("hs-9", given_name="Eve", email="eve@example.com"))
+    assert again.created_customer

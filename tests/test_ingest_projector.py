@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -130,3 +131,54 @@ def test_any_permutation_and_duplication_of_an_orders_events_ends_in_the_same_st
     assert state == expected
     status, version, total, *_ = state
     assert (status, version, total) == ("COMPLETED", 4, 4040)
+
+
+def versions_of(external_id: str) -> list[OrderUpserted]:
+    return [
+        order_at(external_id, 1, OrderStatus.PLACED),
+        order_at(external_id, 2, OrderStatus.PREPARING),
+        order_at(external_id, 3, OrderStatus.COMPLETED),
+        order_at(external_id, 4, OrderStatus.CANCELED),  # after completion: history only
+        order_at(external_id, 5, OrderStatus.READY),  # backwards: history only
+    ]
+
+
+async def _apply_in_bulk_chunks(
+    database_url: str, chunks: list[list[OrderUpserted]], ext: str
+) -> Any:
+    from readmodel.bulk import apply_orders
+    from readmodel.projector import Projector
+
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        for chunk in chunks:
+            async with engine.begin() as conn:
+                projector = Projector(conn, actor="test")
+                await apply_orders(projector, chunk)
+                await projector.finish()
+    finally:
+        await engine.dispose()
+    return await _apply_each_and_read(database_url, [], ext)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_bulk_batches_in_any_order_end_where_one_by_one_application_ends(
+    database_url: str, data: st.DataObject
+) -> None:
+    ext = f"bulk-{uuid.uuid4().hex}"
+    arrival = list(data.draw(st.permutations(versions_of(ext))))
+    arrival += data.draw(st.lists(st.sampled_from(versions_of(ext)), max_size=3))
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(arrival) - 1), max_size=3)))
+    bounds = [0, *cuts, len(arrival)]
+    chunks = [arrival[a:b] for a, b in itertools.pairwise(bounds) if arrival[a:b]]
+    state = asyncio.run(_apply_in_bulk_chunks(database_url, chunks, ext))
+
+    ref = f"ref-{uuid.uuid4().hex}"
+    expected = asyncio.run(_apply_each_and_read(database_url, list(versions_of(ref)), ref))
+    assert state == expected
+    assert state[:3] == ("COMPLETED", 5, 5050)

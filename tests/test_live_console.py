@@ -38,6 +38,6 @@ def test_the_console_uses_only_the_public_schema(document: str) -> None:
     assert errors == []
 
 
-def test_the_console_sends_its_three_documents() -> None:
+def test_the_console_sends_its_four_documents() -> None:
     names = [re.search(r"(query|subscription) (\w+)", d).group(2) for d in _documents()]  # type: ignore[union-attr]
-    assert names == ["ConsoleStores", "ConsoleStoreFeed", "ConsoleCustomerFeed"]
+    assert names == ["ConsoleStores", "ConsoleStoreFeed", "ConsoleCustomer", "ConsoleCustomerFeed"]

@@ -1,7 +1,6 @@
 """Scale-out proof: two API processes, one PostgreSQL, one Redis; subscribe on B, change on A.
 
-Status changes are written the way ingestion writes them: one transaction that updates the
-order and appends its change-feed row (``tests.live_support.change_status``). Every event
+Status changes are ingested through process A's signed Toast webhook endpoint. Every event
 must reach the subscriber on B in order; a reconnect with ``after`` must deliver exactly
 the missed ones; with Redis stopped, events must still flow (the hub polls PostgreSQL).
 """
@@ -16,16 +15,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.model import OrderStatus
+from domain.model import OrderStatus, Source
 from tests import services
 from tests.factories import make_order, make_store
+from tests.ingest_support import TOAST_SECRET, dumps, post_toast, toast_order_event
 from tests.live_support import Watcher, change_status, order_gid, store_gid
 
 pytestmark = pytest.mark.e2e
@@ -83,6 +85,7 @@ class ApiProcess:
             "GUESTGRAPH_REDIS_PREFIX": prefix,
             "GUESTGRAPH_MODE": "development",
             "GUESTGRAPH_LIVE_POLL_INTERVAL_MS": "250",
+            "GUESTGRAPH_TOAST_WEBHOOK_SECRET": TOAST_SECRET,
         }
         self.log = log
         self._log_file = log.open("w")
@@ -102,6 +105,10 @@ class ApiProcess:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
@@ -148,60 +155,108 @@ def two_processes(
         b.stop()
 
 
+RESTAURANT = "rest-scale-out"
+
+# Toast fulfillment states → the status guestgraph normalizes them to
+TOAST_FLOW = [
+    ("NEW", "OPEN", "ACCEPTED"),
+    ("SENT", "OPEN", "PREPARING"),
+    ("READY", "OPEN", "READY"),
+    ("READY", "CLOSED", "COMPLETED"),
+]
+
+
+class ToastKitchen:
+    """Moves Toast orders through their states by POSTing signed webhooks to one process."""
+
+    def __init__(self, process: ApiProcess) -> None:
+        self.http = httpx.AsyncClient(base_url=process.http_url, timeout=15)
+        self.minute = 0
+
+    async def move(self, guid: str, step: int) -> None:
+        selection, payment, _ = TOAST_FLOW[step]
+        self.minute += 1
+        event = toast_order_event(
+            guid,
+            restaurant=RESTAURANT,
+            modified=f"2025-06-14T18:{self.minute:02d}:00.000+0000",
+            fulfillment_status=selection,
+            payment_status=payment,
+        )
+        response = await post_toast(self.http, dumps(event))
+        assert response.status_code == 200, response.text
+
+
+async def _order_ids(engine: AsyncEngine, guids: list[str]) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from readmodel.tables import orders
+
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(orders.c.external_id, orders.c.id).where(orders.c.external_id.in_(guids))
+        )
+        return {r.external_id: order_gid(r.id) for r in rows}
+
+
 async def test_events_reach_the_other_process_in_order_resume_exactly_and_survive_redis(
     engine: AsyncEngine,
     two_processes: tuple[ApiProcess, ApiProcess],
     redis_server: RedisServer,
 ) -> None:
-    _, b = two_processes
-    store = await make_store(engine)
-    orders = [await make_order(engine, store_id=store, status=OrderStatus.PLACED) for _ in range(3)]
+    a, b = two_processes
+    store = await make_store(engine, source=Source.TOAST, external_id=RESTAURANT)
+    kitchen = ToastKitchen(a)
+    guids = [str(uuid.uuid4()) for _ in range(3)]
 
-    # 1. subscribe on B; changes committed "on A" (A's relay or B's: whichever wins the
-    #    cursor) reach B through Redis, in commit order
+    def shape(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(e["orderId"], e["status"]) for e in events]
+
+    # 1. subscribe on B; webhooks ingested by A reach B through Redis, in order
     watcher = Watcher(b.ws_url, WATCH_STORE, {"storeId": store_gid(store)})
     await watcher.subscribed.wait()
-    expected: list[tuple[str, str, str]] = []
-    for status in FLOW[:2]:
-        for order in orders:
-            seq = await change_status(engine, order, status)
-            expected.append((str(seq), order_gid(order), status.value))
+    for step in (0, 1):
+        for guid in guids:
+            await kitchen.move(guid, step)
+    ids = await _order_ids(engine, guids)
+    expected = [(ids[g], TOAST_FLOW[step][2]) for step in (0, 1) for g in guids]
     events = await watcher.wait_for(len(expected))
-    assert [(e["cursor"], e["orderId"], e["status"]) for e in events] == expected
+    assert shape(events) == expected
+    cursors = [int(e["cursor"]) for e in events]
+    assert cursors == sorted(cursors)
     await watcher.stop()
 
-    # 2. disconnected: more changes; reconnect with `after` gets exactly the missed ones
-    last_seen = expected[-1][0]
-    missed: list[tuple[str, str, str]] = []
-    for order in orders:
-        seq = await change_status(engine, order, OrderStatus.READY)
-        missed.append((str(seq), order_gid(order), "READY"))
-    resumed = Watcher(b.ws_url, WATCH_STORE, {"storeId": store_gid(store), "after": last_seen})
-    events = await resumed.wait_for(len(missed))
-    assert [(e["cursor"], e["orderId"], e["status"]) for e in events] == missed
+    # 2. disconnected: more webhooks; reconnecting with `after` gets exactly the missed ones
+    for guid in guids:
+        await kitchen.move(guid, 2)
+    missed = [(ids[g], "READY") for g in guids]
+    resumed = Watcher(
+        b.ws_url, WATCH_STORE, {"storeId": store_gid(store), "after": events[-1]["cursor"]}
+    )
+    got = await resumed.wait_for(len(missed))
+    assert shape(got) == missed
 
     # 3. Redis goes away: the same subscription keeps receiving (B polls PostgreSQL)
     redis_server.stop()
-    after_outage: list[tuple[str, str, str]] = []
-    for order in orders:
-        seq = await change_status(engine, order, OrderStatus.COMPLETED)
-        after_outage.append((str(seq), order_gid(order), "COMPLETED"))
-    events = await resumed.wait_for(len(missed) + len(after_outage), seconds=15)
-    assert [(e["cursor"], e["orderId"], e["status"]) for e in events] == missed + after_outage
+    for guid in guids:
+        await kitchen.move(guid, 3)
+    after_outage = [(ids[g], "COMPLETED") for g in guids]
+    got = await resumed.wait_for(len(missed) + len(after_outage), seconds=15)
+    assert shape(got) == missed + after_outage
 
     # 4. Redis returns: still every event, once, in order
     redis_server.start()
-    more = await make_order(engine, store_id=store, status=OrderStatus.PLACED)
-    back: list[tuple[str, str, str]] = []
-    for status in FLOW:
-        seq = await change_status(engine, more, status)
-        back.append((str(seq), order_gid(more), status.value))
-    total = len(missed) + len(after_outage) + len(back)
-    events = await resumed.wait_for(total, seconds=15)
+    more = str(uuid.uuid4())
+    for step in range(len(TOAST_FLOW)):
+        await kitchen.move(more, step)
+    more_id = (await _order_ids(engine, [more]))[more]
+    back = [(more_id, status) for *_, status in TOAST_FLOW]
+    got = await resumed.wait_for(len(missed) + len(after_outage) + len(back), seconds=15)
     await resumed.stop()
-    assert [(e["cursor"], e["orderId"], e["status"]) for e in events] == (
-        missed + after_outage + back
-    )
+    await kitchen.http.aclose()
+    assert shape(got) == missed + after_outage + back
+    cursors = [int(e["cursor"]) for e in got]
+    assert cursors == sorted(set(cursors))
     assert "Redis unreachable" in b.log.read_text()
 
 

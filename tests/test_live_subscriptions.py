@@ -216,3 +216,27 @@ async def test_identical_subscriptions_share_one_execution_per_event(
             await w.stop()
     assert all(s == streams[0] for s in streams)
     assert sorted(executions) == [2, 2]
+
+
+async def test_following_a_merged_away_customer_follows_the_person(
+    engine: AsyncEngine, server: str
+) -> None:
+    from readmodel import identity
+    from resolvers.live.ids import to_global_id
+
+    store = await make_store(engine)
+    older = await make_customer(engine, given_name="Dana", email="dana@example.com")
+    newer = await make_customer(engine, given_name="Dana", email="dana.o@example.com")
+    async with engine.begin() as conn:
+        survivor = await identity.merge_customers(conn, older, newer, actor="test", force=True)
+    order = await make_order(
+        engine, store_id=store, customer_id=survivor, status=OrderStatus.PLACED
+    )
+    merged_away = newer if survivor == older else older
+    watcher = Watcher(server, ACTIVITY, {"customerId": str(to_global_id("Customer", merged_away))})
+    await watcher.subscribed.wait()
+    await change_status(engine, order, OrderStatus.READY)
+    events = await watcher.wait_for(1)
+    await watcher.stop()
+    assert events[0]["__typename"] == "OrderStatusEvent"
+    assert events[0]["status"] == "READY"

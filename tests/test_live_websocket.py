@@ -18,6 +18,7 @@ from api.settings import Mode, Settings
 from domain.model import OrderStatus
 from readmodel import changefeed
 from tests.factories import make_order, make_store
+from tests.ingest_support import JWT_SECRET, token
 from tests.live_support import change_status, order_gid, running_server
 
 TRANSPORT_WS = "graphql-transport-ws"
@@ -222,3 +223,90 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_with_a_resume_cursor(
         code, reason = await closed_with(ws)
     assert code == 4499
     assert reason.startswith("subscriber too slow; resubscribe with after: ")
+
+
+WATCH_ANY = """
+subscription($s: ID) {
+  orderStatusChanged(storeId: $s) { cursor status order { id externalId status } }
+}
+"""
+
+
+async def _authorized(url: str, bearer: str) -> ClientConnection:
+    ws = await websockets.connect(url, subprotocols=[TRANSPORT_WS])  # type: ignore[list-item]
+    await send(ws, {"type": "connection_init", "payload": {"Authorization": f"Bearer {bearer}"}})
+    assert (await receive(ws))["type"] == "connection_ack"
+    return ws
+
+
+async def test_with_a_token_in_production_events_carry_the_current_order_and_stay_in_scope(
+    engine: AsyncEngine, serve: ServerFactory
+) -> None:
+    mine = await make_store(engine, name="Mine")
+    other = await make_store(engine, name="Other")
+    order = await make_order(engine, store_id=mine, status=OrderStatus.PLACED)
+    foreign = await make_order(engine, store_id=other, status=OrderStatus.PLACED)
+    async with serve(mode=Mode.PRODUCTION, jwt_secret=JWT_SECRET) as url:
+        support = await _authorized(url, token(role="support", scope="orders:read pii:read"))
+        partner = await _authorized(url, token(role="partner", scope="orders:read", stores=[mine]))
+        for ws in (support, partner):
+            await ws.send(
+                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": WATCH_ANY}})
+            )
+        await asyncio.sleep(0.3)
+        await change_status(engine, foreign, OrderStatus.ACCEPTED)
+        await change_status(engine, order, OrderStatus.READY)
+        seen_by_support = [await receive(support) for _ in range(2)]
+        seen_by_partner = await receive(partner)
+        await support.close()
+        await partner.close()
+    statuses = [m["payload"]["data"]["orderStatusChanged"] for m in seen_by_support]
+    assert [s["status"] for s in statuses] == ["ACCEPTED", "READY"]
+    assert statuses[1]["order"] == {
+        "id": order_gid(order),
+        "externalId": statuses[1]["order"]["externalId"],
+        "status": "READY",  # the order as it is now, not as an earlier event cached it
+    }
+    partner_event = seen_by_partner["payload"]["data"]["orderStatusChanged"]
+    assert partner_event["order"]["id"] == order_gid(order)  # the foreign store's is absent
+
+
+async def test_a_bad_token_is_refused_at_init_4403(serve: ServerFactory) -> None:
+    async with serve(mode=Mode.PRODUCTION, jwt_secret=JWT_SECRET) as url, connect(url) as ws:
+        await send(ws, {"type": "connection_init", "payload": {"Authorization": "Bearer x.y.z"}})
+        assert (await closed_with(ws))[0] == 4403
+
+
+async def test_shared_streams_keep_each_connections_money_locale(
+    engine: AsyncEngine, url: str
+) -> None:
+    store = await make_store(engine)
+    order = await make_order(
+        engine,
+        store_id=store,
+        status=OrderStatus.PLACED,
+        items=[{"name": "Pie", "unit_price": 123456}],
+    )
+    document = (
+        "subscription($o: ID) { orderStatusChanged(orderId: $o) { order { total { formatted } } } }"
+    )
+    formatted = {}
+    sockets = {}
+    for language in ("en-US", "de-DE"):
+        ws = await websockets.connect(
+            url,
+            subprotocols=[TRANSPORT_WS],
+            additional_headers={"Accept-Language": language},  # type: ignore[list-item]
+        )
+        await init(ws)
+        payload = {"query": document, "variables": {"o": order_gid(order)}}
+        await send(ws, {"id": "1", "type": "subscribe", "payload": payload})
+        sockets[language] = ws
+    await asyncio.sleep(0.3)
+    await change_status(engine, order, OrderStatus.READY)
+    for language, ws in sockets.items():
+        message = await receive(ws)
+        formatted[language] = message["payload"]["data"]["orderStatusChanged"]["order"]["total"]
+        await ws.close()
+    assert formatted["en-US"]["formatted"] == "$1,234.56"
+    assert formatted["de-DE"]["formatted"].startswith("1.234,56")

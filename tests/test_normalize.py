@@ -100,3 +100,14 @@ def test_loyalty_key_is_idempotent(raw: str) -> None:
     key = loyalty_key(raw)
     if key is not None:
         assert loyalty_key(key) == key
+
+
+name_parts = st.sampled_from([None, "Dana", "Dnaa", "D", "Sam", "Ortiz", "Ortíz", "Ortz", "Lee"])
+
+
+@given(name_parts, name_parts, name_parts, name_parts)
+def test_names_agree_is_symmetric(
+    g1: str | None, f1: str | None, g2: str | None, f2: str | None
+) -> None:
+    a, b = PersonName.of(g1, f1), PersonName.of(g2, f2)
+    assert names_agree(a, b) == names_agree(b, a)

@@ -135,3 +135,20 @@ async def test_a_voided_order_is_canceled(toast: httpx.AsyncClient, engine: Asyn
     event["details"]["order"]["voided"] = True
     await post_toast(toast, dumps(event))
     assert (await the_order(engine, guid)).status == "CANCELED"
+
+
+async def test_concurrent_deliveries_commit_together_and_each_gets_its_own_answer(
+    toast: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    import asyncio
+
+    bodies = [dumps(toast_order_event(f"conc-{i}", event_guid=f"conc-evt-{i}")) for i in range(20)]
+    bodies.append(bodies[3])  # the same delivery twice, at the same time
+    answers = await asyncio.gather(*(post_toast(toast, b) for b in bodies))
+    assert all(a.status_code == 200 for a in answers)
+    statuses = sorted(a.json()["status"] for a in answers)
+    assert statuses.count("applied") == 20
+    assert statuses.count("duplicate") == 1
+    assert {a.json()["event_id"] for a in answers} == {f"conc-evt-{i}" for i in range(20)}
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(orders))).scalar() == 20

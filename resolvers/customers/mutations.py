@@ -111,7 +111,7 @@ class CustomerMutations:
         async def effect(conn: AsyncConnection) -> dict[str, Any]:
             customer_id = await customer_for_update(conn, info, input.customer_id, "customerId")
             consents = input.marketing_consent or []
-            if len(consents) > len(ConsentChannel):
+            if len({c.channel for c in consents}) != len(consents):
                 raise Rejected(
                     InvalidInput(field="marketingConsent", message="one entry per channel")
                 )

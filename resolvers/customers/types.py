@@ -201,7 +201,7 @@ class Customer(Node):
         async def count() -> int:
             return await loaders.order_count_by_customer_id.load((self.db_id, query))
 
-        return order_connection(rows, window, count, info.context.locale)
+        return await order_connection(info, rows, window, count)
 
     @strawberry.field(description="Their loyalty account (the primary one), if any.")
     def loyalty(self) -> LoyaltyAccount | None:

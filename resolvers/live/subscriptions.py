@@ -9,7 +9,7 @@ from graphql import GraphQLError
 
 from domain.viewer import Role, Viewer
 from readmodel.changefeed import INTERACTION_RECORDED, LOYALTY_CHANGED, ORDER_STATUS_CHANGED
-from readmodel.hub import Interest
+from readmodel.hub import Interest, surviving_customer
 from resolvers.context import Info
 from resolvers.live.ids import from_global_id
 from resolvers.live.stream import live_rows
@@ -26,6 +26,13 @@ ACTIVITY_TOPICS = frozenset({ORDER_STATUS_CHANGED, LOYALTY_CHANGED, INTERACTION_
 
 def _optional_id(value: strawberry.ID | None, type_name: str, argument: str) -> int | None:
     return None if value is None else from_global_id(value, type_name, argument=argument)
+
+
+async def _person(info: Info, customer_id: int | None) -> int | None:
+    """Follow merges: rows after a merge carry the survivor's id."""
+    if customer_id is None:
+        return None
+    return await surviving_customer(info.context.engine, customer_id)
 
 
 def _scoped(viewer: Viewer, interest: Interest) -> Interest:
@@ -75,7 +82,9 @@ class LiveSubscriptions:
             Interest(
                 topics=frozenset({ORDER_STATUS_CHANGED}),
                 order_id=_optional_id(order_id, "Order", "orderId"),
-                customer_id=_optional_id(customer_id, "Customer", "customerId"),
+                customer_id=await _person(
+                    info, _optional_id(customer_id, "Customer", "customerId")
+                ),
                 store_id=_optional_id(store_id, "Store", "storeId"),
             ),
         )
@@ -97,7 +106,9 @@ class LiveSubscriptions:
             info.context.viewer,
             Interest(
                 topics=ACTIVITY_TOPICS,
-                customer_id=from_global_id(customer_id, "Customer", argument="customerId"),
+                customer_id=await _person(
+                    info, from_global_id(customer_id, "Customer", argument="customerId")
+                ),
             ),
         )
         async for row in live_rows(info.context, interest, after):

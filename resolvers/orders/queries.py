@@ -69,4 +69,4 @@ class OrderQueries:
         async def count() -> int:
             return await queries.order_count(engine, query, scope)
 
-        return order_connection(rows, window, count, info.context.locale)
+        return await order_connection(info, rows, window, count)

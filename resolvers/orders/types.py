@@ -16,6 +16,7 @@ from resolvers.errors import UserInputError
 from resolvers.money import Money, money
 from resolvers.node import Node, db_id_of, to_global_id
 from resolvers.pagination import Connection, build_connection, window_of
+from resolvers.selection import selects
 from resolvers.stores.types import MenuItem, Store
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class Order(Node):
     db_id: strawberry.Private[int]
     store_id: strawberry.Private[int]
     customer_id: strawberry.Private[int | None]
+    prefetched_line_items: strawberry.Private[list[LineItem] | None] = None
 
     @classmethod
     def from_row(cls, row: Any, locale: str, now: datetime | None = None) -> Order:
@@ -134,7 +136,13 @@ class Order(Node):
         return None if row is None else Customer.from_row(row)
 
     @strawberry.field(description="The ticket, in order.")
-    async def line_items(self, info: Info) -> list[LineItem]:
+    def line_items(self, info: Info) -> list[LineItem]:
+        if self.prefetched_line_items is not None:
+            return self.prefetched_line_items
+        # not prefetched: an awaitable, which graphql-core awaits (batched by the loader)
+        return self._load_line_items(info)  # type: ignore[return-value]
+
+    async def _load_line_items(self, info: Info) -> list[LineItem]:
         rows = await info.context.loaders.line_items_by_order_id.load(self.db_id)
         locale = info.context.locale
         return [LineItem.from_row(row, locale) for row in rows]
@@ -207,9 +215,12 @@ def order_window(
     )
 
 
-def order_connection(rows: Any, window: Window, count: Any, locale: str) -> OrderConnection:
+async def order_connection(info: Info, rows: Any, window: Window, count: Any) -> OrderConnection:
+    """The connection, with each order's line items fetched up front (one batch) when the
+    client selected them: plain lists resolve much faster than one awaitable per order."""
     now = datetime.now(UTC)
-    return build_connection(
+    locale = info.context.locale
+    connection = build_connection(
         OrderConnection,
         rows,
         window,
@@ -218,3 +229,10 @@ def order_connection(rows: Any, window: Window, count: Any, locale: str) -> Orde
         node_of=lambda row: Order.from_row(row, locale, now),
         count=count,
     )
+    orders = [edge.node for edge in connection.edges]
+    if orders and selects(info, "edges", "node", "lineItems"):
+        loader = info.context.loaders.line_items_by_order_id
+        pages = await loader.load_many([order.db_id for order in orders])
+        for order, lines in zip(orders, pages, strict=True):
+            order.prefetched_line_items = [LineItem.from_row(row, locale) for row in lines]
+    return connection

