@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.ingestion import Delivery, Outcome, ingest
+from domain.matching import MatchPolicy
 
 log = logging.getLogger("guestgraph.batcher")
 
@@ -32,9 +33,15 @@ class _Job:
 
 class DeliveryBatcher:
     def __init__(
-        self, engine: AsyncEngine, *, max_batch: int = 200, max_wait_s: float = 0.002
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 200,
+        max_wait_s: float = 0.002,
+        policy: MatchPolicy | None = None,
     ) -> None:
         self.engine = engine
+        self.policy = policy
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -91,7 +98,7 @@ class DeliveryBatcher:
         for actor, group in by_actor.items():
             flat = [d for job in group for d in job.deliveries]
             try:
-                outcomes = await ingest(self.engine, flat, actor=actor)
+                outcomes = await ingest(self.engine, flat, actor=actor, policy=self.policy)
             except Exception:
                 if len(group) == 1:
                     self._fail(group[0])
@@ -109,7 +116,9 @@ class DeliveryBatcher:
 
     async def _commit_alone(self, job: _Job) -> None:
         try:
-            outcomes = await ingest(self.engine, job.deliveries, actor=job.actor)
+            outcomes = await ingest(
+                self.engine, job.deliveries, actor=job.actor, policy=self.policy
+            )
         except Exception:
             self._fail(job)
             return

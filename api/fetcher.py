@@ -207,7 +207,11 @@ class Fetcher:
             async with self.engine.begin() as conn:
                 if not await inbox.lock_pending(conn, row.id):
                     return
-                projector = Projector(conn, actor=f"fetcher:{row.source.lower()}")
+                projector = Projector(
+                    conn,
+                    actor=f"fetcher:{row.source.lower()}",
+                    policy=self.settings.match_policy(),
+                )
                 await projector.apply(events)
                 await projector.finish()
                 await inbox.set_status(conn, row.id, InboxStatus.APPLIED)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.ingestion import Delivery, body_digest, ingest_in
 from domain.events import CustomerUpserted, DomainEvent
+from domain.matching import MatchPolicy
 from domain.model import Source
 from domain.sources import canonical, hubspot, square, toast
 from domain.sources.common import Node, ParseError, epoch_ms
@@ -219,8 +220,11 @@ async def run_import(
     batch_size: int = 500,
     restart: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    policy: MatchPolicy | None = None,
 ) -> Summary:
-    """Import ``path``; ``on_progress(rows_done, byte_offset)`` after each batch."""
+    """Import ``path``; ``on_progress(rows_done, byte_offset)`` after each batch.
+
+    ``policy`` is the identity matching configuration (``Settings.match_policy()``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r}; one of {', '.join(KINDS)}")
     key = file_key(path, kind)
@@ -245,7 +249,7 @@ async def run_import(
                     )
                 else:
                     deliveries.append(await delivery_for(conn, kind, value))
-            outcomes = await ingest_in(conn, deliveries, actor=f"import:{kind}")
+            outcomes = await ingest_in(conn, deliveries, actor=f"import:{kind}", policy=policy)
             last_row, last_offset = batch[-1][0], batch[-1][1]
             await checkpoints.advance(conn, key, kind, last_row)
         for outcome in outcomes:

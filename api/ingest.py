@@ -1,7 +1,7 @@
 """``POST /ingest/events``: canonical event batches from partners and custom POS/CRM.
 
-Auth: a bearer JWT (HS256, ``GUESTGRAPH_JWT_SECRET``) with scope ``ingest:write``, read by
-``authorize_ingest`` (one function, so the app-wide auth can replace it). A partner's
+Auth: a bearer token with scope ``ingest:write``, verified by the app-wide ``api.auth``
+(see ``authorize_ingest``). A partner's
 events may only touch its own stores (``viewer.store_ids``); others are rejected per event.
 The whole batch commits in one transaction, each event in its own savepoint, and the
 answer lists every event's outcome.
@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api import auth
 from api.batcher import DeliveryBatcher
 from api.fetcher import Fetcher
 from api.ingestion import Delivery, body_digest, ingest
@@ -46,60 +46,25 @@ class NotAuthorized(Exception):
         self.message = message
 
 
-def _store_ids(claim: Any) -> frozenset[int]:
-    """Store ids from the ``stores`` claim; entries that are not ids match no store."""
-    ids = set()
-    for value in claim if isinstance(claim, list) else []:
-        if isinstance(value, int) and not isinstance(value, bool):
-            ids.add(value)
-        elif isinstance(value, str) and value.isdigit():
-            ids.add(int(value))
-    return frozenset(ids)
-
-
-def authorize_ingest(request: Request) -> Viewer:
-    """The caller of an ingest request, with ``ingest:write``. Raises NotAuthorized."""
-    settings: Settings = request.app.state.guestgraph.settings
-    if not settings.jwt_secret:
-        raise NotAuthorized(503, "auth_not_configured", "GUESTGRAPH_JWT_SECRET is not set")
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+async def authorize_ingest(request: Request) -> Viewer:
+    """The caller of an ingest request: a bearer token verified by ``api.auth`` (HS256 with
+    ``GUESTGRAPH_JWT_SECRET``, or RS256/ES256 from ``GUESTGRAPH_JWKS_URL``; tokens from
+    ``/oauth/token`` included) holding ``ingest:write``. Ingestion writes, so a token is
+    required even in development mode. Raises NotAuthorized."""
+    if not request.headers.get("authorization"):
         raise NotAuthorized(401, "missing_token", "send Authorization: Bearer <token>")
     try:
-        claims = jwt.decode(
-            token,
-            settings.jwt_secret,
-            algorithms=["HS256"],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-            options={"require": ["sub", "exp"]},
-        )
-    except jwt.PyJWTError as exc:
-        raise NotAuthorized(401, "invalid_token", str(exc)) from None
-    try:
-        role = Role(str(claims.get("role", "partner")))
-    except ValueError:
-        raise NotAuthorized(403, "forbidden", "unknown role") from None
-    scopes = frozenset(str(claims.get("scope", "")).split())
-    stores = _store_ids(claims["stores"]) if "stores" in claims else None
-    if role is Role.PARTNER and stores is None:
-        stores = frozenset()
-    viewer = Viewer(
-        subject=str(claims["sub"]),
-        role=role,
-        scopes=scopes,
-        store_ids=None if role is Role.ADMIN else stores,
-        client_id=str(claims.get("client_id") or claims["sub"]),
-    )
-    if not viewer.has_scope(INGEST_SCOPE) or role in (Role.CUSTOMER, Role.ANONYMOUS):
+        viewer = await auth.require(request, INGEST_SCOPE)
+    except auth.AuthError as exc:
+        raise NotAuthorized(exc.status, exc.code, exc.description) from None
+    if viewer.role in (Role.CUSTOMER, Role.ANONYMOUS):
         raise NotAuthorized(403, "insufficient_scope", f"the token lacks {INGEST_SCOPE}")
     return viewer
 
 
 async def ingest_events(request: Request) -> Response:
     try:
-        viewer = authorize_ingest(request)
+        viewer = await authorize_ingest(request)
     except NotAuthorized as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         response = error(exc.status, exc.code, exc.message)
@@ -126,6 +91,7 @@ async def ingest_events(request: Request) -> Response:
         deliveries,
         actor=f"ingest:{namespace}",
         store_scope=viewer.store_ids,
+        policy=settings.match_policy(),
     )
     results = []
     for delivery, outcome in zip(deliveries, outcomes, strict=True):
@@ -169,7 +135,7 @@ async def ingest_lifespan(app: Starlette) -> AsyncIterator[IngestRuntime]:
     """Start the background fetcher for the app's engine; stop it on shutdown."""
     state = app.state.guestgraph
     fetcher = Fetcher(state.engine, state.settings)
-    batcher = DeliveryBatcher(state.engine)
+    batcher = DeliveryBatcher(state.engine, policy=state.settings.match_policy())
     fetcher.start()
     batcher.start()
     runtime = IngestRuntime(fetcher, batcher)

@@ -62,6 +62,7 @@ async def _import(
     url: str, kind: str, file: Path, batch_size: int, restart: bool, size: int
 ) -> Summary:
     from api import importer
+    from api.cli import _settings
     from readmodel.database import create_engine
 
     engine = create_engine(url, pool_size=2)
@@ -83,7 +84,13 @@ async def _import(
                 progress.update(task, completed=offset, rows=rows, rate=rows / elapsed)
 
             summary = await importer.run_import(
-                engine, file, kind, batch_size=batch_size, restart=restart, on_progress=report
+                engine,
+                file,
+                kind,
+                batch_size=batch_size,
+                restart=restart,
+                on_progress=report,
+                policy=_settings().match_policy(),
             )
             progress.update(task, completed=size)
         return summary

@@ -26,6 +26,7 @@ from domain.events import (
     OrderFetchNeeded,
     OrderUpserted,
 )
+from domain.matching import MatchPolicy
 from domain.model import InboxStatus, Source
 from domain.sources import hubspot, salesforce, square, toast
 from domain.sources.common import ParseError
@@ -220,10 +221,15 @@ async def ingest(
     *,
     actor: str,
     store_scope: frozenset[int] | None = None,
+    policy: MatchPolicy | None = None,
 ) -> list[Outcome]:
-    """Record and apply ``deliveries`` in ONE transaction (one savepoint each)."""
+    """Record and apply ``deliveries`` in ONE transaction (one savepoint each).
+
+    ``policy`` is the identity matching configuration (``Settings.match_policy()``)."""
     async with engine.begin() as conn:
-        return await ingest_in(conn, deliveries, actor=actor, store_scope=store_scope)
+        return await ingest_in(
+            conn, deliveries, actor=actor, store_scope=store_scope, policy=policy
+        )
 
 
 async def ingest_in(
@@ -232,10 +238,11 @@ async def ingest_in(
     *,
     actor: str,
     store_scope: frozenset[int] | None = None,
+    policy: MatchPolicy | None = None,
 ) -> list[Outcome]:
     """Like ``ingest``, in the caller's transaction. Each delivery's effects are applied
     in a savepoint: one that cannot be applied is rolled back alone and kept as rejected."""
-    projector = Projector(conn, actor=actor, store_scope=store_scope)
+    projector = Projector(conn, actor=actor, store_scope=store_scope, policy=policy)
     outcomes = await _ingest_bulk(conn, projector, deliveries)
     if outcomes is None:
         outcomes = [await _ingest_one(conn, projector, d) for d in deliveries]

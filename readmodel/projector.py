@@ -42,6 +42,7 @@ from domain.events import (
     StoreUpserted,
 )
 from domain.identity import CustomerRecord
+from domain.matching import MatchPolicy
 from domain.model import OrderStatus, Source
 from domain.order_status import RANK, StatusObservation, resolve_status
 from domain.sources.common import epoch_ms
@@ -100,10 +101,12 @@ class Projector:
         *,
         actor: str,
         store_scope: frozenset[int] | None = None,
+        policy: MatchPolicy | None = None,
     ) -> None:
         self.conn = conn
         self.actor = actor
         self.store_scope = store_scope
+        self.policy = policy  # identity matching rules (GUESTGRAPH_IDENTITY_*); None = defaults
         self._changes: list[Change] = []
         self._trait_customers: set[int] = set()
         self.pending_fetches: list[OrderFetchNeeded | ContactFetchNeeded] = []
@@ -266,7 +269,7 @@ class Projector:
                 return canonical or row.customer_id, row.id
         record = ref.record or CustomerRecord(ref.source, ref.external_id)
         linked = await identity.link_record(
-            self.conn, record, actor=self.actor, changes=self._changes
+            self.conn, record, actor=self.actor, policy=self.policy, changes=self._changes
         )
         return linked.customer_id, linked.source_record_id
 
@@ -274,7 +277,9 @@ class Projector:
         record = event.record
         if event.partial:
             record = await self._merged_with_stored(event)
-        await identity.link_record(self.conn, record, actor=self.actor, changes=self._changes)
+        await identity.link_record(
+            self.conn, record, actor=self.actor, policy=self.policy, changes=self._changes
+        )
 
     async def _merged_with_stored(self, event: CustomerUpserted) -> CustomerRecord:
         record = event.record
@@ -305,6 +310,14 @@ class Projector:
             )
         ).first()
         if row is not None:
+            if event.erase:
+                # a privacy deletion: the record's email/phone/loyalty keys must never match
+                # anyone again, and the golden profile forgets what only it contributed
+                await identity.forget_record_keys(
+                    self.conn, event.source, event.external_id, actor=self.actor
+                )
+            else:
+                await identity.refresh_golden_fields(self.conn, [row.customer_id])
             self._changes.append(
                 Change(
                     changefeed.CUSTOMER_UPDATED,
@@ -772,10 +785,11 @@ async def apply_events(
     *,
     actor: str,
     store_scope: frozenset[int] | None = None,
+    policy: MatchPolicy | None = None,
 ) -> Projector:
     """Apply ``events`` and finish, in the caller's transaction. Returns the projector
     (its ``pending_fetches`` and ``ignored`` say what was left for later or skipped)."""
-    projector = Projector(conn, actor=actor, store_scope=store_scope)
+    projector = Projector(conn, actor=actor, store_scope=store_scope, policy=policy)
     await projector.apply(events)
     await projector.finish()
     return projector

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.settings import Settings
 from readmodel.tables import (
     change_feed,
+    customers,
     ingest_inbox,
     loyalty_accounts,
     loyalty_ledger,
@@ -316,3 +317,39 @@ async def test_loyalty_events_append_to_the_ledger_once(
         entries = list(await conn.execute(select(loyalty_ledger)))
     assert (account.balance, account.lifetime_points, account.program) == (35, 35, "lp-0a11")
     assert len(entries) == 1
+
+
+@pytest.mark.parametrize(
+    ("blocked", "customers_expected"),
+    [
+        ({}, 1),
+        (
+            {
+                "identity_blocked_emails": ["dana.ortiz@example.com"],
+                "identity_blocked_phones": ["+14155550123"],
+            },
+            2,
+        ),
+    ],
+    ids=["default policy links", "configured blocklist keeps them apart"],
+)
+async def test_webhook_ingestion_matches_with_the_configured_identity_policy(
+    engine: AsyncEngine,
+    settings: Settings,
+    vendor: VendorApi,
+    blocked: dict[str, list[str]],
+    customers_expected: int,
+) -> None:
+    """GUESTGRAPH_IDENTITY_* reach the identity decision made inside webhook ingestion."""
+    app_settings = configured(settings, square_api_base_url=vendor.base_url, **blocked)
+    async with app_client(app_settings) as client:
+        for external_id in ("SQUARE-A-0001", "SQUARE-B-0002"):
+            response = await post_square(client, dumps(square_customer_event(external_id)))
+            assert response.json()["status"] == "applied"
+    async with engine.connect() as conn:
+        golden = (
+            await conn.execute(
+                select(func.count()).select_from(customers).where(customers.c.merged_into.is_(None))
+            )
+        ).scalar_one()
+    assert golden == customers_expected
