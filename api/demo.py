@@ -11,6 +11,7 @@ interactions. ``--live`` keeps producing orders and status changes every few sec
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import tempfile
 import threading
@@ -567,6 +568,15 @@ def demo_command(
     typer.echo("demo data: " + ", ".join(f"{k} {v}" for k, v in counts.items()), err=True)
     if not serve:
         return
+    if "GUESTGRAPH_MODE" not in os.environ:
+        # a local playground: GraphiQL and no token needed (the server binds to ``host``,
+        # 127.0.0.1 by default); GUESTGRAPH_MODE=production tries the demo with auth on
+        os.environ["GUESTGRAPH_MODE"] = "development"
+    typer.echo(
+        f"demo: {os.environ['GUESTGRAPH_MODE']} mode; GraphiQL and the API at "
+        f"http://{host}:{port}/graphql, the support console at http://{host}:{port}/console",
+        err=True,
+    )
     if live_mode:
         threading.Thread(
             target=lambda: asyncio.run(live(url, seed_value)), name="demo-live", daemon=True
