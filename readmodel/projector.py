@@ -645,15 +645,7 @@ class Projector:
                 source=event.source.value,
                 external_id=event.account_external_id,
             )
-        order_id = None
-        if event.order_external_id:
-            order_id = (
-                await self.conn.execute(
-                    select(orders.c.id)
-                    .where(orders.c.source == event.source.value)
-                    .where(orders.c.external_id == event.order_external_id)
-                )
-            ).scalar_one_or_none()
+        order_id = await self._order_id(event.source, event.order_external_id)
         try:
             result = await loyalty.append_entry(
                 self.conn,
@@ -694,17 +686,22 @@ class Projector:
                 )
             )
 
+    async def _order_id(self, source: Source, external_id: str | None) -> int | None:
+        """The database id of a source's order, if it is known."""
+        if not external_id:
+            return None
+        found = (
+            await self.conn.execute(
+                select(orders.c.id)
+                .where(orders.c.source == source.value)
+                .where(orders.c.external_id == external_id)
+            )
+        ).scalar_one_or_none()
+        return None if found is None else int(found)
+
     async def _interaction_recorded(self, event: InteractionRecorded) -> None:
         customer_id, record_id = await self.customer(event.customer)
-        order_id = None
-        if event.order_external_id:
-            order_id = (
-                await self.conn.execute(
-                    select(orders.c.id)
-                    .where(orders.c.source == event.source.value)
-                    .where(orders.c.external_id == event.order_external_id)
-                )
-            ).scalar_one_or_none()
+        order_id = await self._order_id(event.source, event.order_external_id)
         inserted = (
             await self.conn.execute(
                 pg_insert(interactions)
