@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, text, update
+from sqlalchemy import Table, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -606,12 +606,17 @@ class Projector:
 
     # --- loyalty and interactions -----------------------------------------------------------
 
-    async def _account_id(self, source: Source, external_id: str) -> int | None:
+    async def _id_by_source_key(
+        self, table: Table, source: Source, external_id: str | None
+    ) -> int | None:
+        """The database id of a source's row (an order, a loyalty account), if known."""
+        if not external_id:
+            return None
         found = (
             await self.conn.execute(
-                select(loyalty_accounts.c.id)
-                .where(loyalty_accounts.c.source == source.value)
-                .where(loyalty_accounts.c.external_id == external_id)
+                select(table.c.id)
+                .where(table.c.source == source.value)
+                .where(table.c.external_id == external_id)
             )
         ).scalar_one_or_none()
         return None if found is None else int(found)
@@ -634,7 +639,9 @@ class Projector:
             )
 
     async def _loyalty_points_changed(self, event: LoyaltyPointsChanged) -> None:
-        account_id = await self._account_id(event.source, event.account_external_id)
+        account_id = await self._id_by_source_key(
+            loyalty_accounts, event.source, event.account_external_id
+        )
         if account_id is None:
             customer_id, _ = await self.customer(event.customer)
             assert customer_id is not None
@@ -645,7 +652,7 @@ class Projector:
                 source=event.source.value,
                 external_id=event.account_external_id,
             )
-        order_id = await self._order_id(event.source, event.order_external_id)
+        order_id = await self._id_by_source_key(orders, event.source, event.order_external_id)
         try:
             result = await loyalty.append_entry(
                 self.conn,
@@ -686,22 +693,9 @@ class Projector:
                 )
             )
 
-    async def _order_id(self, source: Source, external_id: str | None) -> int | None:
-        """The database id of a source's order, if it is known."""
-        if not external_id:
-            return None
-        found = (
-            await self.conn.execute(
-                select(orders.c.id)
-                .where(orders.c.source == source.value)
-                .where(orders.c.external_id == external_id)
-            )
-        ).scalar_one_or_none()
-        return None if found is None else int(found)
-
     async def _interaction_recorded(self, event: InteractionRecorded) -> None:
         customer_id, record_id = await self.customer(event.customer)
-        order_id = await self._order_id(event.source, event.order_external_id)
+        order_id = await self._id_by_source_key(orders, event.source, event.order_external_id)
         inserted = (
             await self.conn.execute(
                 pg_insert(interactions)
