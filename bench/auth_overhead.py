@@ -36,6 +36,7 @@ from strawberry.asgi import GraphQL
 
 from api.app import create_app
 from api.settings import Mode, Settings
+from bench.customer360 import CUSTOMER_360
 from domain.model import Source
 from domain.viewer import DEVELOPMENT_ADMIN
 from readmodel import migrations, traits
@@ -49,32 +50,6 @@ from tests.factories import make_customer, make_menu_item, make_order, make_stor
 
 ROUNDS = 10
 SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-CUSTOMER_360 = """
-query Customer360($id: ID!) {
-  customer(id: $id) {
-    id displayName givenName familyName email phone createdAt
-    identities { source externalId matchedBy linkedAt }
-    preferences { dietary allergens cuisines marketingConsent { channel granted } }
-    loyalty { program balance lifetimePoints tier }
-    insights {
-      orderCount totalSpend { amount currency formatted }
-      averageOrderValue { amount formatted } firstOrderAt lastOrderAt usualOrderHour
-      channelMix { channel orderCount share }
-      favoriteItems(first: 3) { name quantity orderCount }
-    }
-    orders(first: 20) {
-      edges { cursor node {
-        id source externalId status fulfillment placedAt promisedAt isDelayed
-        subtotal { amount currency formatted } tax { amount } tip { amount }
-        discount { amount } total { amount currency formatted }
-        lineItems { name quantity modifiers unitPrice { amount formatted } total { amount }
-          menuItem { id name price { amount formatted } tags } }
-      } }
-      pageInfo { hasNextPage endCursor }
-    }
-  }
-}
-"""
 
 
 def token(role: str, scope: str, **claims: Any) -> str:
