@@ -14,7 +14,7 @@ in the same state:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -788,11 +788,16 @@ async def apply_events(
 
 async def store_currency(conn: AsyncConnection, source: Source, external_id: str) -> str | None:
     """The currency of a known store (Toast payloads do not carry one)."""
-    found = (
-        await conn.execute(
-            select(stores.c.currency)
-            .where(stores.c.source == source.value)
-            .where(stores.c.external_id == external_id)
-        )
-    ).scalar_one_or_none()
-    return None if found is None else str(found)
+    return (await store_currencies(conn, source, [external_id])).get(external_id)
+
+
+async def store_currencies(
+    conn: AsyncConnection, source: Source, external_ids: Iterable[str]
+) -> dict[str, str]:
+    """The currency of each known store among ``external_ids`` (unknown ones are absent)."""
+    rows = await conn.execute(
+        select(stores.c.external_id, stores.c.currency)
+        .where(stores.c.source == source.value)
+        .where(stores.c.external_id.in_(sorted(set(external_ids))))
+    )
+    return {r.external_id: str(r.currency) for r in rows if r.currency is not None}
