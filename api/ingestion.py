@@ -337,6 +337,8 @@ async def _ingest_bulk(
             )
             applied = [d for d in deliveries if (d.source.value, d.event_id) in fresh]
             events = [e for d in applied for e in d.events if isinstance(e, OrderUpserted)]
+            await projector.prime_stores(e.store for e in events)
+            await projector.link_customers(e.customer for e in events)
             await bulk.apply_orders(projector, events)
     except (ProjectionError, DBAPIError) as exc:
         projector.rolled_back(mark)
