@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+import orjson
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from readmodel.driver import driver
 from readmodel.tables import change_feed
 
 # pg_advisory_xact_lock key for "appending to the change feed" ('ggfeed' as an int64)
@@ -59,6 +61,17 @@ class FeedRow:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+# one statement for any number of rows (arrays on the driver connection, see readmodel.driver)
+_APPEND = """
+INSERT INTO change_feed (topic, key, payload, customer_id, order_id, store_id)
+SELECT v.topic, v.key, v.payload::jsonb, v.customer_id, v.order_id, v.store_id
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+     WITH ORDINALITY AS v(topic, key, payload, customer_id, order_id, store_id, n)
+ORDER BY v.n
+RETURNING seq
+"""
+
+
 async def append_changes(conn: AsyncConnection, changes: Sequence[Change]) -> list[int]:
     """Append ``changes`` inside the caller's transaction; return their sequence numbers.
 
@@ -68,21 +81,16 @@ async def append_changes(conn: AsyncConnection, changes: Sequence[Change]) -> li
     if not changes:
         return []
     await conn.execute(select(func.pg_advisory_xact_lock(CHANGE_FEED_LOCK_KEY)))
-    result = await conn.execute(
-        insert(change_feed).returning(change_feed.c.seq),
-        [
-            {
-                "topic": c.topic,
-                "key": c.key,
-                "payload": c.payload,
-                "customer_id": c.customer_id,
-                "order_id": c.order_id,
-                "store_id": c.store_id,
-            }
-            for c in changes
-        ],
+    result = await (await driver(conn)).fetch(
+        _APPEND,
+        [c.topic for c in changes],
+        [c.key for c in changes],
+        [orjson.dumps(c.payload, option=orjson.OPT_NON_STR_KEYS).decode() for c in changes],
+        [c.customer_id for c in changes],
+        [c.order_id for c in changes],
+        [c.store_id for c in changes],
     )
-    seqs = sorted(row.seq for row in result)
+    seqs = sorted(int(row["seq"]) for row in result)
     await conn.execute(select(func.pg_notify(CHANGE_FEED_CHANNEL, str(seqs[-1]))))
     return seqs
 
