@@ -1133,7 +1133,12 @@ async def _merge_loyalty(
         await conn.execute(
             update(loyalty_ledger)
             .where(loyalty_ledger.c.account_id == a.id)
-            .values(account_id=target)
+            .values(
+                account_id=target,
+                posted_account_id=func.coalesce(
+                    loyalty_ledger.c.posted_account_id, loyalty_ledger.c.account_id
+                ),
+            )
         )
         await conn.execute(
             update(loyalty_accounts)
@@ -1380,9 +1385,10 @@ async def split_customer(
     Orders and interactions those records brought move with them, as do the consents they
     gave; preferences they gave are copied (an allergy is safer kept twice). Every moved
     record is remembered as separate from every remaining one, so the same evidence never
-    merges them again. Raises CustomerNotFound, NothingToSplit, IdentityNotFound and
-    CannotSplitEveryIdentity. Loyalty accounts stay with ``customer_id``: they are not
-    attributed to a source record.
+    merges them again. Loyalty accounts those records brought move too, each with the
+    ledger entries posted to it (a merge may have folded them into another account), and
+    the balances of every account involved are adjusted. Raises CustomerNotFound,
+    NothingToSplit, IdentityNotFound and CannotSplitEveryIdentity.
     """
     current = await canonical_customer_id(conn, customer_id)
     if current is None:
@@ -1444,6 +1450,8 @@ async def split_customer(
         )
         .on_conflict_do_nothing()
     )
+    produced: list[Change] = []
+    await _split_loyalty(conn, current, new_id, moved, produced)
     named = [f"{source.value}:{external_id}" for source, external_id in identities]
     await _ledger(
         conn,
@@ -1456,7 +1464,7 @@ async def split_customer(
     )
     await refresh_golden_fields(conn, [current, new_id])
     await recompute_traits(conn, [current, new_id])
-    produced = [
+    produced += [
         Change(
             CUSTOMER_SPLIT,
             f"customer:{current}",
@@ -1468,6 +1476,85 @@ async def split_customer(
     ]
     await _emit(conn, changes, produced)
     return new_id
+
+
+async def _split_loyalty(
+    conn: AsyncConnection, old: int, new: int, moved: Sequence[int], produced: list[Change]
+) -> None:
+    """Move ``old``'s loyalty accounts that the ``moved`` source records brought to ``new``.
+    Ledger entries that cross the split (posted to a moving account but folded into a
+    staying one by a merge, or the other way round) go to the oldest account of the same
+    program on their own side; balances move with them."""
+    accounts = (
+        await conn.execute(
+            select(
+                loyalty_accounts.c.id,
+                loyalty_accounts.c.program,
+                loyalty_accounts.c.source_record_id,
+            )
+            .where(loyalty_accounts.c.customer_id == old)
+            .order_by(loyalty_accounts.c.id)
+            .with_for_update()
+        )
+    ).all()
+    moving = {int(a.id) for a in accounts if a.source_record_id in set(moved)}
+    if not moving:
+        return
+    program = {int(a.id): str(a.program) for a in accounts}
+    oldest: dict[tuple[bool, str], int] = {}
+    for a in accounts:  # in id order: the first of each side and program is the oldest
+        oldest.setdefault((int(a.id) in moving, a.program), int(a.id))
+    await conn.execute(
+        update(loyalty_accounts)
+        .where(loyalty_accounts.c.id.in_(sorted(moving)))
+        .values(customer_id=new, updated_at=func.now())
+    )
+    posted = func.coalesce(loyalty_ledger.c.posted_account_id, loyalty_ledger.c.account_id)
+    entries = await conn.execute(
+        select(
+            loyalty_ledger.c.id,
+            loyalty_ledger.c.account_id,
+            posted.label("posted"),
+            loyalty_ledger.c.points,
+        ).where(loyalty_ledger.c.account_id.in_(sorted(program)))
+    )
+    targets: dict[int, list[int]] = defaultdict(list)
+    delta: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for e in entries:
+        origin, at, points = int(e.posted), int(e.account_id), int(e.points)
+        side = origin in moving
+        if side == (at in moving) or origin not in program:
+            continue
+        target = oldest[(side, program[origin])]
+        targets[target].append(int(e.id))
+        for account, sign in ((at, -1), (target, 1)):
+            balance, lifetime = delta[account]
+            delta[account] = (balance + sign * points, lifetime + sign * max(points, 0))
+    for target, ids in sorted(targets.items()):
+        await conn.execute(
+            update(loyalty_ledger)
+            .where(loyalty_ledger.c.id.in_(ids))
+            .values(account_id=target, posted_account_id=posted)
+        )
+    for account, (balance, lifetime) in sorted(delta.items()):
+        await conn.execute(
+            update(loyalty_accounts)
+            .where(loyalty_accounts.c.id == account)
+            .values(
+                balance=loyalty_accounts.c.balance + balance,
+                lifetime_points=loyalty_accounts.c.lifetime_points + lifetime,
+                updated_at=func.now(),
+            )
+        )
+        owner = new if account in moving else old
+        produced.append(
+            Change(
+                LOYALTY_CHANGED,
+                f"loyalty:{account}",
+                {"account_id": account, "customer_id": owner, "reason": "split"},
+                customer_id=owner,
+            )
+        )
 
 
 _SPLIT_PREFERENCES_AND_CONSENTS = (
