@@ -666,10 +666,6 @@ _INSERT_IDENTIFIERS = text(
 )
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 @dataclass(frozen=True)
 class _Incoming:
     record: CustomerRecord
