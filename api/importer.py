@@ -352,6 +352,8 @@ async def _apply_orders(
                     first.append(d)
                     outcomes.append(Outcome(d.event_id, "applied", None, row))
             events = [e for d in first for e in d.events if isinstance(e, OrderUpserted)]
+            await projector.prime_stores(e.store for e in events)
+            await projector.link_customers(e.customer for e in events)
             await bulk.apply_orders(projector, events)
     except (ProjectionError, DBAPIError) as exc:
         projector.rolled_back(mark)

@@ -12,9 +12,6 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import importer
-from domain.identity import CustomerRecord
-from domain.model import Source
-from readmodel import identity
 from readmodel.tables import (
     change_feed,
     customer_traits,
@@ -102,12 +99,11 @@ async def test_a_batch_of_orders_costs_the_same_statements_for_20_or_400_orders(
     large.write_bytes(importer.ndjson(order_rows(400, prefix="L")))
     statements = await import_statements(engine, small, 20)
     assert await import_statements(engine, large, 400) == statements
-    # checkpoint read; savepoint and release; inbox rows; stores; customers (known ones,
-    # then the new keyless ones: locks, re-check, customers, records, ledger, golden
-    # fields read and written); orders (existing, new); menu items; line items (COPY, not
-    # counted here); status backlog; history; traits; change feed (lock, rows, notify);
-    # checkpoint
-    assert statements == 24, statements
+    # checkpoint read; savepoint and release; inbox rows; stores (look-up, the new one);
+    # new customers (identity.link_records: locks, known records, customers, records,
+    # ledger, golden fields); orders (existing, new); menu items; line items (COPY, not
+    # counted here); status backlog; history; traits; change feed; checkpoint
+    assert statements == 22, statements
 
 
 async def test_orders_of_new_customers_create_the_customers_in_bulk(
@@ -134,60 +130,6 @@ async def test_orders_of_new_customers_create_the_customers_in_bulk(
     assert await count_rows(engine, change_feed) == 60
     assert await count_rows(engine, order_status_history) == 30
     assert await count_rows(engine, order_line_items) == 90
-
-
-async def test_keyless_records_created_together_match_records_linked_one_by_one(
-    engine: AsyncEngine,
-) -> None:
-    bulk = [CustomerRecord(Source.SQUARE, f"BULK-{i}") for i in range(3)]
-    named = CustomerRecord(Source.TOAST, "GUEST-1", given_name="Dana", family_name="Ortiz")
-    keyed = CustomerRecord(Source.TOAST, "GUEST-2", email="sam@example.com")
-    async with engine.begin() as conn:
-        together = await identity.create_keyless_records(
-            conn, [*bulk, named, keyed, bulk[0]], actor="test"
-        )
-    async with engine.begin() as conn:
-        for i in range(3):
-            await identity.link_record(
-                conn, CustomerRecord(Source.SQUARE, f"ONE-{i}"), actor="test"
-            )
-        await identity.link_record(
-            conn,
-            CustomerRecord(Source.TOAST, "GUEST-3", given_name="Dana", family_name="Ortiz"),
-            actor="test",
-        )
-    assert len(together) == 5
-    assert len({customer for customer, _ in together.values()}) == 5
-
-    async with engine.connect() as conn:
-        records = {
-            r.external_id: (r.source, r.matched_by, r.evidence, r.attributes, r.customer_id)
-            for r in await conn.execute(select(source_records))
-        }
-        ledger = {
-            r.evidence["external_id"]: (r.action, r.rule, r.actor, r.customer_id)
-            for r in await conn.execute(select(identity_ledger))
-        }
-        golden = {  # survivorship names the source record each field came from
-            r.id: (r.given_name, r.family_name, r.display_name, r.email, r.phone, *r.survivorship)
-            for r in await conn.execute(select(customers))
-        }
-    for i in range(3):
-        *bulk_row, bulk_customer = records[f"BULK-{i}"]
-        *one_row, one_customer = records[f"ONE-{i}"]
-        assert bulk_row == one_row
-        assert ledger[f"BULK-{i}"][:3] == ledger[f"ONE-{i}"][:3] == ("create", "new", "test")
-        assert golden[bulk_customer] == golden[one_customer]
-    assert records["GUEST-1"][:4] == records["GUEST-3"][:4]
-    assert golden[records["GUEST-1"][4]] == golden[records["GUEST-3"][4]]
-    assert golden[records["GUEST-1"][4]][:2] == ("Dana", "Ortiz")
-    assert records["GUEST-2"][1] == "new" and golden[records["GUEST-2"][4]][3] == (
-        "sam@example.com"
-    )
-    assert together[("TOAST", "GUEST-2")] == (
-        records["GUEST-2"][4],
-        together[("TOAST", "GUEST-2")][1],
-    )
 
 
 async def test_a_card_number_in_an_imported_row_never_reaches_storage(
