@@ -223,6 +223,9 @@ def file_key(path: Path, kind: str) -> str:
     return f"{kind}:{path.stat().st_size}:{digest.hexdigest()}"
 
 
+# rows per transaction: large enough that a batch's fixed statements cost little per row
+DEFAULT_BATCH_SIZE = 500
+
 Row = tuple[int, int, Any]  # (row number from 1, byte offset after it, value or ParseError)
 
 
@@ -381,7 +384,7 @@ async def run_import(
     path: Path,
     kind: str,
     *,
-    batch_size: int = 500,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     restart: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     policy: MatchPolicy | None = None,
