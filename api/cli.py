@@ -94,6 +94,9 @@ def run_server(
         log_level=settings.log_level.value.lower(),
         timeout_graceful_shutdown=10,
         ws_max_size=settings.ws_max_frame_bytes,  # live: oversized frames close with 1009
+        # live frames are small JSON: compressing each one for every socket cost more CPU
+        # than the whole fan-out (and a zlib context per socket); see docs/live.md
+        ws_per_message_deflate=False,
         proxy_headers=False,
     )
 

@@ -5,6 +5,12 @@ interactions) appends rows here *in the same transaction* as the change itself. 
 appended under a transaction-scoped advisory lock, so ``seq`` order is commit order: once a
 reader has seen ``seq = n`` committed, no row with a smaller ``seq`` can commit later. A
 subscriber resuming ``after: n`` therefore misses nothing and sees nothing twice.
+
+The same statement that appends the rows takes the lock (so it is held only from there to
+the commit) and sends ``NOTIFY guestgraph_change_feed`` carrying the rows as a JSON array;
+PostgreSQL delivers notifications in commit order, so a listener that stays connected hears
+every committed row in sequence order without reading the table (``readmodel.relay``). Rows
+too big for one notification are announced by their newest ``seq`` alone.
 """
 
 from __future__ import annotations
@@ -13,9 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from readmodel.driver import driver
 from readmodel.tables import change_feed
 
 # pg_advisory_xact_lock key for "appending to the change feed" ('ggfeed' as an int64)
@@ -59,32 +67,88 @@ class FeedRow:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+# One statement, so the lock is held from here to the commit and no longer: take the
+# change-feed lock, insert the rows in the caller's order (the identity assigns ``seq`` after
+# the lock, in that order), and NOTIFY with the rows themselves (JSON array, as
+# ``rows_from_notification`` reads it), or with only the newest seq when they would not fit
+# in a notification (listeners then read the feed). Fixed text over arrays on the driver
+# connection (see readmodel.driver): prepared once per connection, whatever the batch size.
+_APPEND = """
+WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($7::bigint) AS ok),
+appended AS (
+  INSERT INTO change_feed (topic, key, payload, customer_id, order_id, store_id)
+  SELECT v.topic, v.key, v.payload::jsonb, v.customer_id, v.order_id, v.store_id
+  FROM locked CROSS JOIN unnest(
+    $1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]
+  ) WITH ORDINALITY AS v(topic, key, payload, customer_id, order_id, store_id, n)
+  ORDER BY v.n
+  RETURNING seq, topic, key, customer_id, order_id, store_id, payload
+),
+message AS (
+  SELECT array_agg(seq ORDER BY seq) AS seqs, max(seq) AS newest,
+    json_agg(json_build_object(
+      'seq', seq, 'topic', topic, 'key', key, 'customer_id', customer_id,
+      'order_id', order_id, 'store_id', store_id, 'payload', payload) ORDER BY seq)::text AS body
+  FROM appended
+)
+SELECT seqs, pg_notify(
+  $8::text, CASE WHEN octet_length(body) <= $9::int THEN body ELSE newest::text END)
+FROM message
+"""
+
+# PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+MAX_NOTIFY_BYTES = 7900
+
+
 async def append_changes(conn: AsyncConnection, changes: Sequence[Change]) -> list[int]:
     """Append ``changes`` inside the caller's transaction; return their sequence numbers.
 
     Call this as late as possible in the transaction: the advisory lock it takes is held
-    until commit and serializes appenders.
+    until commit and serializes appenders. One round trip (lock, insert, notify).
     """
     if not changes:
         return []
-    await conn.execute(select(func.pg_advisory_xact_lock(CHANGE_FEED_LOCK_KEY)))
-    result = await conn.execute(
-        insert(change_feed).returning(change_feed.c.seq),
-        [
-            {
-                "topic": c.topic,
-                "key": c.key,
-                "payload": c.payload,
-                "customer_id": c.customer_id,
-                "order_id": c.order_id,
-                "store_id": c.store_id,
-            }
-            for c in changes
-        ],
+    rows = await (await driver(conn)).fetch(
+        _APPEND,
+        [c.topic for c in changes],
+        [c.key for c in changes],
+        [orjson.dumps(c.payload, option=orjson.OPT_NON_STR_KEYS).decode() for c in changes],
+        [c.customer_id for c in changes],
+        [c.order_id for c in changes],
+        [c.store_id for c in changes],
+        CHANGE_FEED_LOCK_KEY,
+        CHANGE_FEED_CHANNEL,
+        MAX_NOTIFY_BYTES,
     )
-    seqs = sorted(row.seq for row in result)
-    await conn.execute(select(func.pg_notify(CHANGE_FEED_CHANNEL, str(seqs[-1]))))
-    return seqs
+    return [int(seq) for seq in rows[0]["seqs"]]
+
+
+def row_from_json(raw: dict[str, Any]) -> FeedRow:
+    """A row from its JSON form (notifications, Redis messages); KeyError/TypeError/
+    ValueError when malformed."""
+    payload = raw.get("payload") or {}
+    if not isinstance(payload, dict):
+        raise TypeError("payload is not an object")
+    return FeedRow(
+        seq=int(raw["seq"]),
+        topic=str(raw["topic"]),
+        key=str(raw["key"]),
+        customer_id=raw.get("customer_id"),
+        order_id=raw.get("order_id"),
+        store_id=raw.get("store_id"),
+        payload=payload,
+    )
+
+
+def rows_from_notification(payload: str) -> tuple[list[FeedRow] | None, int]:
+    """Read a change-feed NOTIFY payload: (the rows, or None when only the newest seq was
+    sent; the newest seq). ValueError/KeyError/TypeError when malformed."""
+    if not payload.startswith("["):
+        return None, int(payload)
+    rows = [row_from_json(raw) for raw in orjson.loads(payload)]
+    if not rows:
+        raise ValueError("empty notification")
+    return rows, rows[-1].seq
 
 
 async def rows_after(conn: AsyncConnection, after: int, *, limit: int = 1000) -> list[FeedRow]:

@@ -60,6 +60,7 @@ from readmodel.changefeed import (
     Change,
     append_changes,
 )
+from readmodel.driver import driver
 from readmodel.tables import (
     customer_traits,
     customers,
@@ -665,10 +666,6 @@ _INSERT_IDENTIFIERS = text(
 )
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 @dataclass(frozen=True)
 class _Incoming:
     record: CustomerRecord
@@ -1132,7 +1129,12 @@ async def _merge_loyalty(
         await conn.execute(
             update(loyalty_ledger)
             .where(loyalty_ledger.c.account_id == a.id)
-            .values(account_id=target)
+            .values(
+                account_id=target,
+                posted_account_id=func.coalesce(
+                    loyalty_ledger.c.posted_account_id, loyalty_ledger.c.account_id
+                ),
+            )
         )
         await conn.execute(
             update(loyalty_accounts)
@@ -1379,9 +1381,10 @@ async def split_customer(
     Orders and interactions those records brought move with them, as do the consents they
     gave; preferences they gave are copied (an allergy is safer kept twice). Every moved
     record is remembered as separate from every remaining one, so the same evidence never
-    merges them again. Raises CustomerNotFound, NothingToSplit, IdentityNotFound and
-    CannotSplitEveryIdentity. Loyalty accounts stay with ``customer_id``: they are not
-    attributed to a source record.
+    merges them again. Loyalty accounts those records brought move too, each with the
+    ledger entries posted to it (a merge may have folded them into another account), and
+    the balances of every account involved are adjusted. Raises CustomerNotFound,
+    NothingToSplit, IdentityNotFound and CannotSplitEveryIdentity.
     """
     current = await canonical_customer_id(conn, customer_id)
     if current is None:
@@ -1443,6 +1446,8 @@ async def split_customer(
         )
         .on_conflict_do_nothing()
     )
+    produced: list[Change] = []
+    await _split_loyalty(conn, current, new_id, moved, produced)
     named = [f"{source.value}:{external_id}" for source, external_id in identities]
     await _ledger(
         conn,
@@ -1455,7 +1460,7 @@ async def split_customer(
     )
     await refresh_golden_fields(conn, [current, new_id])
     await recompute_traits(conn, [current, new_id])
-    produced = [
+    produced += [
         Change(
             CUSTOMER_SPLIT,
             f"customer:{current}",
@@ -1467,6 +1472,85 @@ async def split_customer(
     ]
     await _emit(conn, changes, produced)
     return new_id
+
+
+async def _split_loyalty(
+    conn: AsyncConnection, old: int, new: int, moved: Sequence[int], produced: list[Change]
+) -> None:
+    """Move ``old``'s loyalty accounts that the ``moved`` source records brought to ``new``.
+    Ledger entries that cross the split (posted to a moving account but folded into a
+    staying one by a merge, or the other way round) go to the oldest account of the same
+    program on their own side; balances move with them."""
+    accounts = (
+        await conn.execute(
+            select(
+                loyalty_accounts.c.id,
+                loyalty_accounts.c.program,
+                loyalty_accounts.c.source_record_id,
+            )
+            .where(loyalty_accounts.c.customer_id == old)
+            .order_by(loyalty_accounts.c.id)
+            .with_for_update()
+        )
+    ).all()
+    moving = {int(a.id) for a in accounts if a.source_record_id in set(moved)}
+    if not moving:
+        return
+    program = {int(a.id): str(a.program) for a in accounts}
+    oldest: dict[tuple[bool, str], int] = {}
+    for a in accounts:  # in id order: the first of each side and program is the oldest
+        oldest.setdefault((int(a.id) in moving, a.program), int(a.id))
+    await conn.execute(
+        update(loyalty_accounts)
+        .where(loyalty_accounts.c.id.in_(sorted(moving)))
+        .values(customer_id=new, updated_at=func.now())
+    )
+    posted = func.coalesce(loyalty_ledger.c.posted_account_id, loyalty_ledger.c.account_id)
+    entries = await conn.execute(
+        select(
+            loyalty_ledger.c.id,
+            loyalty_ledger.c.account_id,
+            posted.label("posted"),
+            loyalty_ledger.c.points,
+        ).where(loyalty_ledger.c.account_id.in_(sorted(program)))
+    )
+    targets: dict[int, list[int]] = defaultdict(list)
+    delta: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for e in entries:
+        origin, at, points = int(e.posted), int(e.account_id), int(e.points)
+        side = origin in moving
+        if side == (at in moving) or origin not in program:
+            continue
+        target = oldest[(side, program[origin])]
+        targets[target].append(int(e.id))
+        for account, sign in ((at, -1), (target, 1)):
+            balance, lifetime = delta[account]
+            delta[account] = (balance + sign * points, lifetime + sign * max(points, 0))
+    for target, ids in sorted(targets.items()):
+        await conn.execute(
+            update(loyalty_ledger)
+            .where(loyalty_ledger.c.id.in_(ids))
+            .values(account_id=target, posted_account_id=posted)
+        )
+    for account, (balance, lifetime) in sorted(delta.items()):
+        await conn.execute(
+            update(loyalty_accounts)
+            .where(loyalty_accounts.c.id == account)
+            .values(
+                balance=loyalty_accounts.c.balance + balance,
+                lifetime_points=loyalty_accounts.c.lifetime_points + lifetime,
+                updated_at=func.now(),
+            )
+        )
+        owner = new if account in moving else old
+        produced.append(
+            Change(
+                LOYALTY_CHANGED,
+                f"loyalty:{account}",
+                {"account_id": account, "customer_id": owner, "reason": "split"},
+                customer_id=owner,
+            )
+        )
 
 
 _SPLIT_PREFERENCES_AND_CONSENTS = (
@@ -1575,3 +1659,175 @@ async def identity_history_by_customer_ids(
 async def identity_history(conn: AsyncConnection, customer_id: int) -> list[IdentityEvent]:
     """The identity ledger of one customer (see ``identity_history_by_customer_ids``)."""
     return (await identity_history_by_customer_ids(conn, [customer_id]))[customer_id]
+
+
+# --- batched linking (backfill) -----------------------------------------------------------
+
+_NEW_CUSTOMERS = (
+    "INSERT INTO customers (merged_into) SELECT NULL FROM generate_series(1, $1) RETURNING id"
+)
+
+_NEW_RECORDS = """
+INSERT INTO source_records (source, external_id, customer_id, matched_by, evidence, attributes,
+                            source_version, source_updated_at)
+SELECT v.source, v.external_id, v.customer_id, v.matched_by, v.evidence::jsonb,
+       v.attributes::jsonb, v.source_version, v.source_updated_at
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+            $7::bigint[], $8::timestamptz[])
+     AS v(source, external_id, customer_id, matched_by, evidence, attributes, source_version,
+          source_updated_at)
+RETURNING id, source, external_id, customer_id
+"""
+
+_NEW_LEDGER = """
+INSERT INTO identity_ledger (action, customer_id, source_record_id, rule, evidence, actor)
+SELECT 'create', v.customer_id, v.source_record_id, v.rule, v.evidence::jsonb, $5
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+     AS v(customer_id, source_record_id, rule, evidence)
+"""
+
+_LOCK_MANY = (
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY k) s"
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def create_keyless_records(
+    conn: AsyncConnection,
+    records: Sequence[CustomerRecord],
+    *,
+    actor: str = "ingest",
+    policy: MatchPolicy | None = None,
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Link many source records at once; return (customer id, source record id) by
+    (source, external id).
+
+    A record that carries no match key (no email, phone or loyalty id: a bare customer id
+    from an order) and is not stored yet can only become a new customer: ``decide`` with
+    no candidates. Those are created together in a few statements (customers, source
+    records, ledger entries, golden fields), under the same advisory locks as
+    ``link_record``, with the same rule, evidence and ledger. Every other record (stored
+    already, or with keys) goes through ``link_record``. Emits no change-feed rows (a new
+    record links to a new customer: nothing merged).
+    """
+    policy = policy or MatchPolicy()
+    unique = list({(r.source.value, r.external_id): r for r in records}.values())
+    keyless = {
+        (r.source.value, r.external_id): r for r in unique if not keys_of(r, policy).identifiers()
+    }
+    db = await driver(conn)
+    found: dict[tuple[str, str], tuple[int, int]] = {}
+    if keyless:
+        await db.execute(_LOCK_MANY, sorted({_lock_id(f"src:{s}:{e}") for s, e in keyless}))
+        stored = await db.fetch(
+            "SELECT sr.source, sr.external_id FROM source_records sr"
+            " JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)"
+            " ON sr.source = k.source AND sr.external_id = k.external_id",
+            [k[0] for k in keyless],
+            [k[1] for k in keyless],
+        )
+        for r in stored:
+            keyless.pop((r["source"], r["external_id"]))
+    if keyless:
+        new = list(keyless.values())
+        decisions = [decide(keys_of(r, policy), [], policy, {}) for r in new]
+        ids = [int(r["id"]) for r in await db.fetch(_NEW_CUSTOMERS, len(new))]
+        linked = await db.fetch(
+            _NEW_RECORDS,
+            [r.source.value for r in new],
+            [r.external_id for r in new],
+            ids,
+            [d.rule.value for d in decisions],
+            [_json(d.evidence) for d in decisions],
+            [_json(_attributes(r)) for r in new],
+            [r.version for r in new],
+            [r.observed_at for r in new],
+        )
+        record_ids = {(r["source"], r["external_id"]): int(r["id"]) for r in linked}
+        await db.execute(
+            _NEW_LEDGER,
+            ids,
+            [record_ids[(r.source.value, r.external_id)] for r in new],
+            [d.rule.value for d in decisions],
+            [
+                _json({**d.evidence, "source": r.source.value, "external_id": r.external_id})
+                for r, d in zip(new, decisions, strict=True)
+            ],
+            actor,
+        )
+        await refresh_golden_fields_many(conn, ids)
+        for r, customer_id in zip(new, ids, strict=True):
+            key = (r.source.value, r.external_id)
+            found[key] = (customer_id, record_ids[key])
+    for r in unique:
+        key = (r.source.value, r.external_id)
+        if key not in found:
+            done = await link_record(conn, r, actor=actor, policy=policy)
+            found[key] = (done.customer_id, done.source_record_id)
+    return found
+
+
+_GOLDEN_UPDATE = """
+UPDATE customers c SET given_name = v.given_name, family_name = v.family_name,
+    display_name = v.display_name, email = v.email, email_normalized = v.email_normalized,
+    phone = v.phone, survivorship = v.survivorship::jsonb, updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[])
+     AS v(id, given_name, family_name, display_name, email, email_normalized, phone,
+          survivorship)
+WHERE c.id = v.id
+  AND (c.given_name, c.family_name, c.display_name, c.email, c.email_normalized, c.phone)
+      IS DISTINCT FROM
+      (v.given_name, v.family_name, v.display_name, v.email, v.email_normalized, v.phone)
+RETURNING c.id
+"""
+
+
+async def refresh_golden_fields_many(
+    conn: AsyncConnection, customer_ids: Sequence[int]
+) -> set[int]:
+    """``refresh_golden_fields`` in two statements however many customers: the same
+    survivorship, one update for all of them. Returns the ids whose fields changed."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return set()
+    facts: dict[int, list[RecordFacts]] = defaultdict(list)
+    for r in await conn.execute(_GOLDEN_FACTS, {"ids": ids}):
+        a = r.attributes
+        facts[int(r.customer_id)].append(
+            RecordFacts(
+                source_record_id=int(r.id),
+                source=Source(r.source),
+                updated_at=r.updated_at,
+                given_name=a.get("given_name"),
+                family_name=a.get("family_name"),
+                display_name=a.get("display_name"),
+                email=a.get("email"),
+                email_key=r.email_key,
+                phone_key=r.phone_key,
+                email_verified=r.email_verified,
+                phone_verified=r.phone_verified,
+                deleted=r.deleted,
+            )
+        )
+    profiles = [(i, golden_profile(facts[i])) for i in ids]
+    columns: list[list[Any]] = [[] for _ in range(8)]
+    for i, p in profiles:
+        values = _golden_values(p)
+        row = (
+            i,
+            values["given_name"],
+            values["family_name"],
+            values["display_name"],
+            values["email"],
+            values["email_normalized"],
+            values["phone"],
+            _json(p.chosen_from),
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    db = await driver(conn)
+    return {int(r["id"]) for r in await db.fetch(_GOLDEN_UPDATE, *columns)}

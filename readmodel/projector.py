@@ -664,7 +664,7 @@ class Projector:
         return None if found is None else int(found)
 
     async def _loyalty_account_linked(self, event: LoyaltyAccountLinked) -> None:
-        customer_id, _ = await self.customer(event.customer)
+        customer_id, record_id = await self.customer(event.customer)
         assert customer_id is not None
         account_id = await loyalty.ensure_account(
             self.conn,
@@ -672,12 +672,18 @@ class Projector:
             program=event.program,
             source=event.source.value,
             external_id=event.account_external_id,
+            source_record_id=record_id,
         )
         if event.customer.record is None:  # a real source customer: the account is theirs
             await self.conn.execute(
                 update(loyalty_accounts)
                 .where(loyalty_accounts.c.id == account_id)
-                .values(customer_id=customer_id, program=event.program, updated_at=func.now())
+                .values(
+                    customer_id=customer_id,
+                    program=event.program,
+                    source_record_id=record_id,
+                    updated_at=func.now(),
+                )
             )
 
     async def _loyalty_points_changed(self, event: LoyaltyPointsChanged) -> None:
@@ -685,7 +691,7 @@ class Projector:
             loyalty_accounts, event.source, event.account_external_id
         )
         if account_id is None:
-            customer_id, _ = await self.customer(event.customer)
+            customer_id, record_id = await self.customer(event.customer)
             assert customer_id is not None
             account_id = await loyalty.ensure_account(
                 self.conn,
@@ -693,6 +699,7 @@ class Projector:
                 program=event.program,
                 source=event.source.value,
                 external_id=event.account_external_id,
+                source_record_id=record_id,
             )
         order_id = await self._id_by_source_key(orders, event.source, event.order_external_id)
         try:

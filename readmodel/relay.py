@@ -1,12 +1,19 @@
 """After-commit relay: change-feed rows → Redis pub/sub, safe with any number of API processes.
 
-Every API process runs one ``Relay``. It is woken by PostgreSQL ``NOTIFY`` (sent by
-``append_changes`` in the committing transaction) and, as a safety net, every few seconds.
-It reads the committed rows after the last *published* sequence and hands them to a Lua
-script that, atomically inside Redis, publishes only the rows above the shared cursor
-(``<prefix>live:published``) and advances it. So with many relays racing each row is
-published once, in sequence order; a relay that crashed between reading and publishing
-simply leaves the cursor behind and the next wake-up (of any process) catches up from it.
+Every API process runs one ``Relay``. ``append_changes`` sends a PostgreSQL ``NOTIFY`` in
+the committing transaction that carries the rows themselves; PostgreSQL delivers
+notifications in commit order, which is sequence order (see ``readmodel.changefeed``). So
+while its ``LISTEN`` connection stays up, the relay publishes straight from the
+notifications, without reading the table. It reads the committed rows after the last
+*published* sequence from PostgreSQL instead whenever the notifications may be incomplete:
+at start, after the ``LISTEN`` connection was re-established, when a transaction's rows were
+too big for a notification, after a Redis error, and every ``safety_poll_s`` as a safety net.
+
+Either way the rows go to a Lua script that, atomically inside Redis, publishes only the
+rows above the shared cursor (``<prefix>live:published``) and advances it. So with many
+relays racing each row is published once, in sequence order; a relay that crashed between
+reading and publishing simply leaves the cursor behind and the next read (of any process)
+catches up from it.
 
 Redis pub/sub itself is at-most-once, so subscribers never trust it alone: the hub drops
 duplicates by sequence and fills any gap from PostgreSQL (see ``readmodel.hub``).
@@ -80,16 +87,10 @@ def encode_row(row: changefeed.FeedRow) -> bytes:
 
 def decode_row(data: bytes | str) -> changefeed.FeedRow:
     """Parse a published message; raises ValueError/KeyError/TypeError on a malformed one."""
-    raw: dict[str, Any] = orjson.loads(data)
-    return changefeed.FeedRow(
-        seq=int(raw["seq"]),
-        topic=str(raw["topic"]),
-        key=str(raw["key"]),
-        customer_id=raw.get("customer_id"),
-        order_id=raw.get("order_id"),
-        store_id=raw.get("store_id"),
-        payload=dict(raw.get("payload") or {}),
-    )
+    raw = orjson.loads(data)
+    if not isinstance(raw, dict):
+        raise TypeError("not an object")
+    return changefeed.row_from_json(raw)
 
 
 def _asyncpg_dsn(database_url: str) -> str:
@@ -102,11 +103,17 @@ class ChangeNotifier:
     ``waiter()`` returns an event set on every notification; ``latest`` is the highest
     sequence announced. When the connection drops it reconnects in the background;
     meanwhile waiters still wake on their own poll timeouts, so nothing depends on it.
+
+    ``on_rows(callback)``: ``callback(rows)`` runs for every notification with the rows it
+    carries, in commit order, or with ``None`` when it has none to offer (the notification
+    only named a sequence, or the connection was (re)established and notifications may
+    have been missed): then the callback's owner must read the feed itself.
     """
 
     def __init__(self, database_url: str) -> None:
         self._dsn = _asyncpg_dsn(database_url)
         self._waiters: list[asyncio.Event] = []
+        self._row_listeners: list[Callable[[list[changefeed.FeedRow] | None], None]] = []
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -117,6 +124,9 @@ class ChangeNotifier:
         event = asyncio.Event()
         self._waiters.append(event)
         return event
+
+    def on_rows(self, callback: Callable[[list[changefeed.FeedRow] | None], None]) -> None:
+        self._row_listeners.append(callback)
 
     @property
     def connected(self) -> bool:
@@ -134,8 +144,14 @@ class ChangeNotifier:
             self._conn = None
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        with contextlib.suppress(ValueError):
-            self.latest = max(self.latest, int(payload))
+        rows: list[changefeed.FeedRow] | None = None
+        try:
+            rows, newest = changefeed.rows_from_notification(payload)
+            self.latest = max(self.latest, newest)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed change-feed notification")
+        for listener in self._row_listeners:
+            listener(rows)
         self._wake_all()
 
     def _wake_all(self) -> None:
@@ -154,6 +170,8 @@ class ChangeNotifier:
                         raise
                     self._conn = conn
                     # anything committed while we were not listening: let waiters look now
+                    for listener in self._row_listeners:
+                        listener(None)
                     self._wake_all()
                 except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                     log.warning("change-feed LISTEN unavailable: %s", type(exc).__name__)
@@ -199,12 +217,16 @@ class Relay:
         self._redis = redis
         self._channel = channel_name(prefix)
         self._cursor_key = cursor_key(prefix)
-        self._notifier = notifier
-        self._wake = notifier.waiter()
         self._safety_poll_s = safety_poll_s
         self._script: Callable[..., Any] = redis.register_script(PUBLISH_SCRIPT)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # rows the notifications carried, not yet published (commit order); bounded: past
+        # RELAY_BATCH, or when a notification carries none, read the feed instead
+        self._pending: list[changefeed.FeedRow] = []
+        self._read_the_feed = True
+        self._wake = asyncio.Event()
+        notifier.on_rows(self._on_rows)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="gg-relay")
@@ -212,6 +234,14 @@ class Relay:
     async def stop(self) -> None:
         self._stopping = True
         await stop_task(self._task, self._wake)
+
+    def _on_rows(self, rows: list[changefeed.FeedRow] | None) -> None:
+        if rows is None or len(self._pending) + len(rows) > RELAY_BATCH:
+            self._read_the_feed = True
+            self._pending.clear()
+        elif not self._read_the_feed:
+            self._pending += rows
+        self._wake.set()
 
     async def published_seq(self) -> int | None:
         value = await self._redis.get(self._cursor_key)
@@ -232,21 +262,47 @@ class Relay:
                 rows = await changefeed.rows_after(conn, cursor, limit=RELAY_BATCH)
             if not rows:
                 return sent
-            args: list[Any] = [self._channel]
-            for row in rows:
-                args += [row.seq, encode_row(row)]
-            sent += int(await self._script(keys=[self._cursor_key], args=args))
+            sent += await self._publish(rows)
             cursor = rows[-1].seq
             if len(rows) < RELAY_BATCH:
                 return sent
 
+    async def _publish(self, rows: list[changefeed.FeedRow]) -> int:
+        """Publish ``rows`` (ascending seq) above the shared cursor; return how many we sent."""
+        args: list[Any] = [self._channel]
+        for row in rows:
+            args += [row.seq, encode_row(row)]
+        return int(await self._script(keys=[self._cursor_key], args=args))
+
+    async def _step(self) -> None:
+        """Publish what the notifications carried, or read the feed when they cannot be
+        trusted to be complete (start, reconnect, a row too big to carry, the safety poll)."""
+        if self._read_the_feed:
+            # everything notified so far has committed: the read below sees it
+            self._read_the_feed = False
+            self._pending.clear()
+            await self.publish_pending()
+            return
+        rows, self._pending = self._pending, []
+        if rows:
+            await self._publish(rows)
+
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_safety_read = loop.time() + self._safety_poll_s
         while not self._stopping:
+            if loop.time() >= next_safety_read:
+                self._read_the_feed = True
             try:
-                await self.publish_pending()
+                if self._read_the_feed:
+                    next_safety_read = loop.time() + self._safety_poll_s
+                await self._step()
             except (RedisError, OSError, SQLAlchemyError) as exc:
                 log.warning("relay: cannot publish yet (%s); will retry", type(exc).__name__)
+                self._read_the_feed = True
                 await wait_for(self._wake, RECONNECT_DELAY_S)
                 if self._stopping:
                     return
-            await wait_for(self._wake, self._safety_poll_s)
+                continue
+            if not self._pending and not self._read_the_feed:
+                await wait_for(self._wake, max(0.0, next_safety_read - loop.time()))
