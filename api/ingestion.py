@@ -203,11 +203,17 @@ def toast_received(body: bytes, value: Any = None) -> Received:
     return Unmapped(value, stored, restaurant)
 
 
-async def mapped(conn: AsyncConnection, received: Sequence[Received]) -> list[Delivery]:
+async def mapped(
+    conn: AsyncConnection, received: Sequence[Received], projector: Projector | None = None
+) -> list[Delivery]:
     """Every received body as a delivery; the currencies of the Toast restaurants among them
-    read in one query."""
+    read in one query (which also tells ``projector`` their store ids)."""
     restaurants = {r.restaurant for r in received if isinstance(r, Unmapped) and r.restaurant}
-    currencies = await store_currencies(conn, Source.TOAST, restaurants) if restaurants else {}
+    currencies: dict[str, str] = {}
+    if restaurants and projector is not None:
+        currencies = await projector.store_currencies(Source.TOAST, restaurants)
+    elif restaurants:
+        currencies = await store_currencies(conn, Source.TOAST, restaurants)
     return [
         r.mapped(currencies.get(r.restaurant or "")) if isinstance(r, Unmapped) else r
         for r in received
@@ -296,8 +302,8 @@ async def ingest_in(
 ) -> list[Outcome]:
     """Like ``ingest``, in the caller's transaction. Each delivery's effects are applied
     in a savepoint: one that cannot be applied is rolled back alone and kept as rejected."""
-    deliveries = await mapped(conn, received)
     projector = Projector(conn, actor=actor, store_scope=store_scope, policy=policy)
+    deliveries = await mapped(conn, received, projector)
     outcomes = await _ingest_bulk(conn, projector, deliveries)
     if outcomes is None:
         outcomes = [await _ingest_one(conn, projector, d) for d in deliveries]
@@ -337,7 +343,6 @@ async def _ingest_bulk(
             )
             applied = [d for d in deliveries if (d.source.value, d.event_id) in fresh]
             events = [e for d in applied for e in d.events if isinstance(e, OrderUpserted)]
-            await projector.prime_stores(e.store for e in events)
             await projector.link_customers(e.customer for e in events)
             await bulk.apply_orders(projector, events)
     except (ProjectionError, DBAPIError) as exc:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, exists, func, insert, select, text, tuple_, update
+from sqlalchemy import Table, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -191,19 +191,19 @@ class Projector:
         self._check_scope(store_id, ref)
         return store_id
 
-    async def prime_stores(self, refs: Iterable[StoreRef]) -> None:
-        """Read the ids of the known stores among ``refs`` in one query, so ``store_id``
-        answers them without SQL (unknown stores are still created there)."""
-        wanted = {(r.source.value, r.external_id) for r in refs} - self._stores.keys()
-        if not wanted:
-            return
+    async def store_currencies(self, source: Source, external_ids: Iterable[str]) -> dict[str, str]:
+        """The currency of each known store among ``external_ids``; their ids are kept for
+        ``store_id`` (one query answers both)."""
         rows = await self.conn.execute(
-            select(stores.c.source, stores.c.external_id, stores.c.id).where(
-                tuple_(stores.c.source, stores.c.external_id).in_(sorted(wanted))
-            )
+            select(stores.c.external_id, stores.c.id, stores.c.currency)
+            .where(stores.c.source == source.value)
+            .where(stores.c.external_id.in_(sorted(set(external_ids))))
         )
+        currencies = {}
         for r in rows:
-            self._stores[(r.source, r.external_id)] = int(r.id)
+            self._stores[(source.value, r.external_id)] = int(r.id)
+            currencies[r.external_id] = str(r.currency)
+        return currencies
 
     def _check_scope(self, store_id: int, ref: StoreRef) -> None:
         if self.store_scope is not None and store_id not in self.store_scope:
