@@ -340,6 +340,7 @@ async def _ingest_bulk(
                     }
                     for d in deliveries
                 ],
+                store_scope=projector.store_scope,
             )
             applied = [d for d in deliveries if (d.source.value, d.event_id) in fresh]
             events = [e for d in applied for e in d.events if isinstance(e, OrderUpserted)]
@@ -372,6 +373,7 @@ async def _ingest_one(conn: AsyncConnection, projector: Projector, d: Delivery) 
             raw_body=d.raw_body,
             headers=d.headers,
             reason=d.error,
+            store_scope=projector.store_scope,
         )
         if row is None:
             return Outcome(d.event_id, "duplicate")
@@ -388,6 +390,7 @@ async def _ingest_one(conn: AsyncConnection, projector: Projector, d: Delivery) 
         raw_body=d.raw_body,
         headers=d.headers,
         reason="; ".join(ignored) or None,
+        store_scope=projector.store_scope,
     )
     if row is None:
         return Outcome(d.event_id, "duplicate")
@@ -423,8 +426,12 @@ async def redeliver(engine: AsyncEngine, row: inbox.InboxRow) -> list[Delivery]:
     return await deliveries_for(engine, source, row.raw_body, row.headers)
 
 
-async def replay(engine: AsyncEngine, row_id: int, *, actor: str) -> Outcome:
-    """Re-run one stored event (a rejected one, after a fix). Its row keeps its id."""
+async def replay(
+    engine: AsyncEngine, row_id: int, *, actor: str, policy: MatchPolicy | None = None
+) -> Outcome:
+    """Re-run one stored event (a rejected one, after a fix). Its row keeps its id. The event
+    is applied under the store scope stored with the row (a partner's events never reach
+    stores outside its scope, whoever replays them); ``policy``: identity matching."""
     async with engine.connect() as conn:
         row = await inbox.get(conn, row_id)
     if row is None:
@@ -435,7 +442,8 @@ async def replay(engine: AsyncEngine, row_id: int, *, actor: str) -> Outcome:
         if failed is not None:
             await inbox.set_status(conn, row.id, InboxStatus.REJECTED, reason=failed)
             return Outcome(row.event_id, "rejected", failed, row.id)
-        projector = Projector(conn, actor=actor)
+        # under the limits it first arrived with: a partner's events stay in its stores
+        projector = Projector(conn, actor=actor, store_scope=row.store_scope, policy=policy)
         try:
             async with conn.begin_nested():
                 for d in deliveries:
