@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.ingestion import Delivery, Outcome, ingest
+from api.ingestion import Outcome, Received, ingest
 from domain.matching import MatchPolicy
 
 log = logging.getLogger("guestgraph.batcher")
@@ -26,7 +26,7 @@ log = logging.getLogger("guestgraph.batcher")
 
 @dataclass
 class _Job:
-    deliveries: Sequence[Delivery]
+    deliveries: Sequence[Received]
     actor: str
     done: asyncio.Future[list[Outcome]]
 
@@ -64,7 +64,7 @@ class DeliveryBatcher:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
-    async def submit(self, deliveries: Sequence[Delivery], *, actor: str) -> list[Outcome]:
+    async def submit(self, deliveries: Sequence[Received], *, actor: str) -> list[Outcome]:
         """Ingest ``deliveries``; return their outcomes once they are committed."""
         job = _Job(deliveries, actor, asyncio.get_running_loop().create_future())
         self._idle.clear()

@@ -31,7 +31,7 @@ from domain.model import InboxStatus, Source
 from domain.sources import hubspot, salesforce, square, toast
 from domain.sources.common import ParseError
 from readmodel import bulk, inbox
-from readmodel.projector import ProjectionError, Projector, store_currency
+from readmodel.projector import ProjectionError, Projector, store_currencies
 
 log = logging.getLogger("guestgraph.ingest")
 
@@ -110,9 +110,14 @@ def decode(body: bytes) -> tuple[Any, bytes]:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Malformed(f"malformed JSON: {exc}") from None
-    scrubbed = scrub_json(value)
-    if scrubbed != value:
-        return scrubbed, orjson.dumps(scrubbed)
+    return scrubbed(body, value)
+
+
+def scrubbed(body: bytes, value: Any) -> tuple[Any, bytes]:
+    """``value`` (``body`` parsed) with card numbers scrubbed, and the bytes safe to store."""
+    clean = scrub_json(value)
+    if clean != value:
+        return clean, orjson.dumps(clean)
     return value, body
 
 
@@ -139,7 +144,13 @@ def square_deliveries(body: bytes) -> list[Delivery]:
     ]
 
 
-def _unmappable(source: Source, value: Any, stored: bytes, reason: str) -> Delivery:
+def _unmappable(
+    source: Source,
+    value: Any,
+    stored: bytes,
+    reason: str,
+    headers: Mapping[str, str] | None = None,
+) -> Delivery:
     """A JSON payload that cannot be mapped: keyed by its event id if it has one."""
     event_id = None
     if isinstance(value, dict):
@@ -147,21 +158,64 @@ def _unmappable(source: Source, value: Any, stored: bytes, reason: str) -> Deliv
             if isinstance(value.get(key), str | int) and str(value[key]).strip():
                 event_id = f"{value[key]}"
                 break
-    return Delivery(source, event_id or body_digest(stored), None, stored, error=reason)
+    ident = event_id or body_digest(stored)
+    return Delivery(source, ident, None, stored, error=reason, headers=headers or {})
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """A Toast body, decoded but not mapped yet: Toast omits the currency, so mapping needs
+    the restaurant's, read in the ingesting transaction (one query for a whole batch)."""
+
+    value: Any
+    stored: bytes
+    restaurant: str | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def mapped(self, currency: str | None) -> Delivery:
+        try:
+            envelope = toast.parse_event(self.value, currency=currency or "USD")
+        except ParseError as exc:
+            return _unmappable(Source.TOAST, self.value, self.stored, str(exc), self.headers)
+        return Delivery(
+            Source.TOAST,
+            envelope.event_id,
+            envelope.event_type,
+            self.stored,
+            envelope.events,
+            headers=self.headers,
+        )
+
+
+Received = Delivery | Unmapped
+
+
+def toast_received(body: bytes, value: Any = None) -> Received:
+    """A Toast body as received. ``value``: the body already parsed (signature check)."""
+    try:
+        value, stored = decode(body) if value is None else scrubbed(body, value)
+    except Malformed as exc:
+        return _malformed(Source.TOAST, body, str(exc))
+    try:
+        restaurant = toast.restaurant_guid(value)
+    except ParseError as exc:
+        return _unmappable(Source.TOAST, value, stored, str(exc))
+    return Unmapped(value, stored, restaurant)
+
+
+async def mapped(conn: AsyncConnection, received: Sequence[Received]) -> list[Delivery]:
+    """Every received body as a delivery; the currencies of the Toast restaurants among them
+    read in one query."""
+    restaurants = {r.restaurant for r in received if isinstance(r, Unmapped) and r.restaurant}
+    currencies = await store_currencies(conn, Source.TOAST, restaurants) if restaurants else {}
+    return [
+        r.mapped(currencies.get(r.restaurant or "")) if isinstance(r, Unmapped) else r
+        for r in received
+    ]
 
 
 async def toast_deliveries(conn: AsyncConnection, body: bytes) -> list[Delivery]:
-    try:
-        value, stored = decode(body)
-    except Malformed as exc:
-        return [_malformed(Source.TOAST, body, str(exc))]
-    try:
-        guid = toast.restaurant_guid(value)
-        currency = await store_currency(conn, Source.TOAST, guid) if guid else None
-        envelope = toast.parse_event(value, currency=currency or "USD")
-    except ParseError as exc:
-        return [_unmappable(Source.TOAST, value, stored, str(exc))]
-    return [Delivery(Source.TOAST, envelope.event_id, envelope.event_type, stored, envelope.events)]
+    return await mapped(conn, [toast_received(body)])
 
 
 def hubspot_deliveries(body: bytes) -> list[Delivery]:
@@ -217,7 +271,7 @@ async def deliveries_for(
 
 async def ingest(
     engine: AsyncEngine,
-    deliveries: Sequence[Delivery],
+    deliveries: Sequence[Received],
     *,
     actor: str,
     store_scope: frozenset[int] | None = None,
@@ -234,7 +288,7 @@ async def ingest(
 
 async def ingest_in(
     conn: AsyncConnection,
-    deliveries: Sequence[Delivery],
+    received: Sequence[Received],
     *,
     actor: str,
     store_scope: frozenset[int] | None = None,
@@ -242,6 +296,7 @@ async def ingest_in(
 ) -> list[Outcome]:
     """Like ``ingest``, in the caller's transaction. Each delivery's effects are applied
     in a savepoint: one that cannot be applied is rolled back alone and kept as rejected."""
+    deliveries = await mapped(conn, received)
     projector = Projector(conn, actor=actor, store_scope=store_scope, policy=policy)
     outcomes = await _ingest_bulk(conn, projector, deliveries)
     if outcomes is None:
@@ -282,6 +337,8 @@ async def _ingest_bulk(
             )
             applied = [d for d in deliveries if (d.source.value, d.event_id) in fresh]
             events = [e for d in applied for e in d.events if isinstance(e, OrderUpserted)]
+            await projector.prime_stores(e.store for e in events)
+            await projector.link_customers(e.customer for e in events)
             await bulk.apply_orders(projector, events)
     except (ProjectionError, DBAPIError) as exc:
         projector.rolled_back(mark)

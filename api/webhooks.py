@@ -7,6 +7,7 @@ answer. Answers are typed JSON: ``{"status": ...}`` or ``{"error": {"code", "mes
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -18,13 +19,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.ingestion import (
-    Delivery,
     Outcome,
+    Received,
     hubspot_deliveries,
     kept_headers,
     salesforce_deliveries,
     square_deliveries,
-    toast_deliveries,
+    toast_received,
 )
 from api.settings import Settings
 from domain import signatures
@@ -74,15 +75,12 @@ def unauthorized(source: Source, exc: signatures.SignatureError) -> JSONResponse
     return error(401, "invalid_signature", exc.reason)
 
 
-async def answer(request: Request, deliveries: Sequence[Delivery]) -> JSONResponse:
+async def answer(request: Request, source: Source, received: Sequence[Received]) -> JSONResponse:
     """Record and apply; answer 200 (applied / pending / duplicate) or 422 (rejected)."""
     headers = kept_headers(request.headers)
-    deliveries = [
-        Delivery(d.source, d.event_id, d.event_type, d.raw_body, d.events, d.error, headers)
-        for d in deliveries
-    ]
-    source = deliveries[0].source.value.lower()
-    outcomes = await request.app.state.ingest.batcher.submit(deliveries, actor=f"webhook:{source}")
+    deliveries = [dataclasses.replace(r, headers=headers) for r in received]
+    actor = f"webhook:{source.value.lower()}"
+    outcomes = await request.app.state.ingest.batcher.submit(deliveries, actor=actor)
     if any(o.status == "pending" for o in outcomes):
         request.app.state.ingest.fetcher.wake()
     return _response(outcomes)
@@ -124,7 +122,7 @@ async def square_webhook(request: Request) -> Response:
         )
     except signatures.SignatureError as exc:
         return unauthorized(Source.SQUARE, exc)
-    return await answer(request, square_deliveries(body))
+    return await answer(request, Source.SQUARE, square_deliveries(body))
 
 
 async def toast_webhook(request: Request) -> Response:
@@ -137,7 +135,8 @@ async def toast_webhook(request: Request) -> Response:
     try:
         # Toast signs body + the envelope's timestamp: read only that field to verify.
         try:
-            stamp = toast.signed_timestamp(orjson.loads(body))
+            value = orjson.loads(body)
+            stamp = toast.signed_timestamp(value)
         except Exception:
             raise signatures.SignatureError("no envelope timestamp to verify against") from None
         signatures.verify_toast_signature(
@@ -145,9 +144,8 @@ async def toast_webhook(request: Request) -> Response:
         )
     except signatures.SignatureError as exc:
         return unauthorized(Source.TOAST, exc)
-    async with request.app.state.guestgraph.engine.connect() as conn:
-        deliveries = await toast_deliveries(conn, body)
-    return await answer(request, deliveries)
+    # mapped in the batch's transaction, which reads the restaurant's currency
+    return await answer(request, Source.TOAST, [toast_received(body, value)])
 
 
 async def hubspot_webhook(request: Request) -> Response:
@@ -170,7 +168,7 @@ async def hubspot_webhook(request: Request) -> Response:
         )
     except signatures.SignatureError as exc:
         return unauthorized(Source.HUBSPOT, exc)
-    return await answer(request, hubspot_deliveries(body))
+    return await answer(request, Source.HUBSPOT, hubspot_deliveries(body))
 
 
 async def salesforce_webhook(request: Request) -> Response:
@@ -192,7 +190,7 @@ async def salesforce_webhook(request: Request) -> Response:
         )
     except signatures.SignatureError as exc:
         return unauthorized(Source.SALESFORCE, exc)
-    return await answer(request, salesforce_deliveries(body, delivery_id))
+    return await answer(request, Source.SALESFORCE, salesforce_deliveries(body, delivery_id))
 
 
 def webhook_routes() -> list[Route]:

@@ -8,7 +8,11 @@ ties several customers together), with the rule and the evidence. Rules, stronge
 2. loyalty id;
 3. email (the normalized key);
 4. phone, with an agreeing name;
-5. secondary email key (Gmail dots/+tags...), with an agreeing name or the same phone.
+5. secondary email key (Gmail dots/+tags...), with an agreeing name or the same phone;
+6. secondary email key with only the family name to agree on (the given name missing on
+   one side): a *link-only* rule, used when the key has a single holder, no known name
+   disagrees and nothing else matches; it never merges customers. (The same with a phone
+   was measured and rejected: a household shares phone and family name.)
 
 Guardrails (see ``MatchPolicy``): blocked values never reach ``decide`` (normalization drops
 them); an identifier held by more than N distinct customers is *shared* and matches no one;
@@ -36,6 +40,7 @@ from domain.normalize import (
     is_blocked_phone,
     loyalty_key,
     names_agree,
+    names_partly_agree,
     phone_key,
 )
 
@@ -48,6 +53,7 @@ class Rule(enum.StrEnum):
     EMAIL = "email"
     PHONE_AND_NAME = "phone_and_name"
     SECONDARY_EMAIL = "secondary_email"
+    SECONDARY_EMAIL_AND_FAMILY_NAME = "secondary_email_and_family_name"
     NEW = "new"
     SOURCE_MERGE = "source_merge"
     MANUAL = "manual"
@@ -61,7 +67,12 @@ RULE_PRIORITY: Mapping[Rule, int] = {
     Rule.EMAIL: 2,
     Rule.PHONE_AND_NAME: 3,
     Rule.SECONDARY_EMAIL: 4,
+    Rule.SECONDARY_EMAIL_AND_FAMILY_NAME: 5,
 }
+
+# Rules on a partial name (family only; a household shares it): they link a record to the
+# one customer holding the key, and never merge customers.
+LINK_ONLY_RULES: frozenset[Rule] = frozenset({Rule.SECONDARY_EMAIL_AND_FAMILY_NAME})
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,15 @@ def _names_verdict(record: RecordKeys, candidate: Candidate) -> bool | None:
     return None
 
 
+def _names_partly_agree(record: RecordKeys, candidate: Candidate) -> bool:
+    """Some name of the candidate agrees on the family name only (a given name is missing on
+    one side) and none of its names disagrees."""
+    verdicts = [names_agree(record.name, name) for name in candidate.names]
+    return all(v is not False for v in verdicts) and any(
+        names_partly_agree(record.name, name) for name in candidate.names
+    )
+
+
 def _conflicts(record: RecordKeys, candidate: Candidate) -> bool:
     """Strong keys disagree: no email in common (different, or unknown on one side) and
     the names disagree. A weaker key never overrides that."""
@@ -208,6 +228,7 @@ def _match(
     candidate: Candidate,
     shared: frozenset[tuple[IdentifierKind, str]],
     refused: list[dict[str, Any]],
+    customers_per_key: Mapping[tuple[IdentifierKind, str], int],
 ) -> Match | None:
     cid = candidate.customer_id
     if candidate.owns_record:
@@ -233,17 +254,31 @@ def _match(
         return Match(cid, Rule.EMAIL, {"email": record.email})
     names = _names_verdict(record, candidate)
     phone_ok = usable(IdentifierKind.PHONE, record.phone, candidate.phones)
-    if phone_ok:
-        if names is True and not conflict:
-            return Match(cid, Rule.PHONE_AND_NAME, {"phone": record.phone, "name": True})
-        refused.append({"customer_id": cid, "key": "phone", "reason": "name does not agree"})
+    if phone_ok and names is True and not conflict:
+        return Match(cid, Rule.PHONE_AND_NAME, {"phone": record.phone, "name": True})
     secondary = record.email_secondary
-    if usable(IdentifierKind.EMAIL_SECONDARY, secondary, candidate.email_secondaries):
-        if (names is True or phone_ok) and not conflict:
-            evidence: dict[str, Any] = {"email_secondary": secondary, "name": names is True}
-            if phone_ok:
-                evidence["phone"] = record.phone
-            return Match(cid, Rule.SECONDARY_EMAIL, evidence)
+    secondary_ok = usable(IdentifierKind.EMAIL_SECONDARY, secondary, candidate.email_secondaries)
+    if secondary_ok and (names is True or phone_ok) and not conflict:
+        evidence: dict[str, Any] = {"email_secondary": secondary, "name": names is True}
+        if phone_ok:
+            evidence["phone"] = record.phone
+        return Match(cid, Rule.SECONDARY_EMAIL, evidence)
+    # Link-only: the same mailbox by provider rules, the family name agrees, a given name is
+    # missing on one side, and no other customer holds the key.
+    if (
+        secondary_ok
+        and secondary is not None
+        and customers_per_key.get((IdentifierKind.EMAIL_SECONDARY, secondary), 0) <= 1
+        and _names_partly_agree(record, candidate)
+    ):
+        return Match(
+            cid,
+            Rule.SECONDARY_EMAIL_AND_FAMILY_NAME,
+            {"email_secondary": secondary, "name": "family"},
+        )
+    if phone_ok:
+        refused.append({"customer_id": cid, "key": "phone", "reason": "name does not agree"})
+    if secondary_ok:
         refused.append({"customer_id": cid, "key": "email_secondary", "reason": "unconfirmed"})
     return None
 
@@ -254,6 +289,7 @@ def _matches_by_borrowed_name(
     primary: Candidate,
     matched: set[int],
     shared: frozenset[tuple[IdentifierKind, str]],
+    customers_per_key: Mapping[tuple[IdentifierKind, str], int],
 ) -> list[Match]:
     """A record without a full name, tied to ``primary`` by a key, carries the primary's
     names: another customer agreeing on phone + that name is the same person too."""
@@ -263,12 +299,23 @@ def _matches_by_borrowed_name(
         if candidate.customer_id in matched:
             continue
         for name in names:
-            m = _match(replace(record, name=name), candidate, shared, [])
+            m = _match(replace(record, name=name), candidate, shared, [], customers_per_key)
             if m is not None and m.rule in (Rule.PHONE_AND_NAME, Rule.SECONDARY_EMAIL):
                 evidence = {**m.evidence, "name_of_customer": primary.customer_id}
                 found.append(Match(m.customer_id, m.rule, evidence))
                 break
     return found
+
+
+def _without_weak_ties(matches: list[Match], refused: list[dict[str, Any]]) -> list[Match]:
+    """Link-only matches count only as the record's single match: beside a stronger match
+    they are dropped (they must not merge), and two of them are ambiguous."""
+    weak = [m for m in matches if m.rule in LINK_ONLY_RULES]
+    if not weak or (len(weak) == 1 and len(matches) == 1):
+        return matches
+    reason = "partial name beside another match" if len(weak) < len(matches) else "ambiguous"
+    refused.extend({"customer_id": m.customer_id, "reason": reason} for m in weak)
+    return [m for m in matches if m.rule not in LINK_ONLY_RULES]
 
 
 def shared_identifiers(
@@ -308,16 +355,17 @@ def decide(
     matches = [
         m
         for c in sorted(candidates, key=lambda c: c.customer_id)
-        if (m := _match(record, c, shared, refused)) is not None
+        if (m := _match(record, c, shared, refused, customers_per_key)) is not None
     ]
+    matches = _without_weak_ties(matches, refused)
     if not matches:
         return CreateNew(_notes(refused, shared))
     by_id = {c.customer_id: c for c in candidates}
     matches.sort(key=lambda m: (RULE_PRIORITY[m.rule], m.customer_id))
-    if not record.name.is_complete:
+    if not record.name.is_complete and matches[0].rule not in LINK_ONLY_RULES:
         matched = {m.customer_id for m in matches}
         matches += _matches_by_borrowed_name(
-            record, candidates, by_id[matches[0].customer_id], matched, shared
+            record, candidates, by_id[matches[0].customer_id], matched, shared, customers_per_key
         )
         matched = {m.customer_id for m in matches}
         refused = [r for r in refused if r["customer_id"] not in matched]

@@ -10,7 +10,8 @@ source record, the key goes to the ``identifiers`` table.
 - phone: ``phonenumbers`` with the store's country as default region, to E.164. An invalid
   number has no key (it is kept raw on the source record only).
 - loyalty id: trim, drop spaces and dashes, upper-case.
-- names: only compared (never keys), accent- and case-insensitive, tolerant of one typo.
+- names: only compared (never keys), accent- and case-insensitive, tolerant of one typo
+  (``rapidfuzz``'s optimal-string-alignment distance).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from rapidfuzz.distance import OSA
 
 # Placeholders people type when a form insists on an email. Compared against the key.
 DEFAULT_BLOCKED_EMAILS: frozenset[str] = frozenset(
@@ -167,26 +169,6 @@ def name_token(raw: str | None) -> str:
     return "".join(ch for ch in decomposed.casefold() if ch.isalnum() and ch.isascii())
 
 
-def _one_edit_apart(a: str, b: str) -> bool:
-    """True when one substitution, insertion, deletion or adjacent swap turns a into b."""
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diff) == 1:
-            return True
-        return (
-            len(diff) == 2
-            and diff[1] == diff[0] + 1
-            and a[diff[0]] == b[diff[1]]
-            and a[diff[1]] == b[diff[0]]
-        )
-    short, long = (a, b) if len(a) < len(b) else (b, a)
-    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
-
-
 def _similar(a: str, b: str, *, allow_initial: bool) -> bool:
     if a == b:
         return True
@@ -194,7 +176,11 @@ def _similar(a: str, b: str, *, allow_initial: bool) -> bool:
         return a[0] == b[0]
     # Typos rarely hit the first letter, while different names often differ only there
     # ("Elena" / "Lena", "Mark" / "Clark"): one edit is forgiven after the first letter.
-    return min(len(a), len(b)) >= 4 and a[0] == b[0] and _one_edit_apart(a, b)
+    # One edit is an optimal-string-alignment distance of 1: a substitution, an insertion, a
+    # deletion or two adjacent letters swapped. Jaro-Winkler was tried and rejected: at the
+    # thresholds that accept typos it also accepts different names ("Noah" / "Nora",
+    # "Lucas" / "Lucia"); see docs/identity.md.
+    return min(len(a), len(b)) >= 4 and a[0] == b[0] and OSA.distance(a, b, score_cutoff=1) <= 1
 
 
 def names_agree(a: PersonName, b: PersonName) -> bool | None:
@@ -211,3 +197,16 @@ def names_agree(a: PersonName, b: PersonName) -> bool | None:
     if not parts_known:
         return None
     return True if a.is_complete and b.is_complete else None
+
+
+def names_partly_agree(a: PersonName, b: PersonName) -> bool:
+    """True when the family names are known on both sides and agree, a given name is missing
+    on at least one side, and nothing both sides know disagrees: weaker than ``names_agree``
+    (a household shares the family name), so the matcher uses it only under extra
+    conditions."""
+    return (
+        a.family is not None
+        and b.family is not None
+        and (a.given is None or b.given is None)
+        and names_agree(a, b) is None
+    )

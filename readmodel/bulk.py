@@ -1,11 +1,19 @@
 """Bulk projection of full orders: a batch of ``OrderUpserted`` in a fixed number of
-multi-row statements (backfill and grouped deliveries).
+set-based statements (backfill and grouped deliveries).
 
 Same rules as ``Projector._order_upserted`` (version-guarded content, every reported status
 kept once in the history, the current status resolved over the history, backlog statuses
-joined, traits and change-feed rows), but a statement per *batch* instead of ~15 per order.
-Runs inside the caller's projector so caches, traits and feed rows are shared; any error
-propagates, and the caller falls back to the per-event path.
+joined, traits and change-feed rows), but a statement per *batch* instead of ~15 per order:
+each statement takes the batch as arrays (``unnest``) or ``COPY`` on the driver connection
+(``readmodel.driver``), so its text is fixed and prepared once per connection. Runs inside
+the caller's projector so caches, traits and feed rows are shared; any error propagates,
+and the caller falls back to the per-event path.
+
+Statements per batch (pinned by a test): stores (one look-up), customers (one look-up of
+known records, one of their survivors; new records without match keys in a few more, see
+``readmodel.identity.create_keyless_records``), existing orders (locked), new orders,
+menu items, line items (``COPY``), status backlog, status history; plus, only when needed,
+the update of newer versions and the re-resolution of orders whose history grew.
 """
 
 from __future__ import annotations
@@ -14,16 +22,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
 
-from domain.events import CustomerRef, OrderUpserted
+from domain.events import CustomerRef, OrderUpserted, StoreRef
+from domain.identity import CustomerRecord
 from domain.model import OrderStatus
 from domain.order_status import StatusObservation, resolve_status
 from readmodel import identity
+from readmodel.driver import Driver, driver
 from readmodel.projector import (
     _SET_STATUS,
     Projector,
+    StoreOutOfScope,
     _is_newer,
     _milestones,
     _OrderRow,
@@ -32,52 +42,213 @@ from readmodel.projector import (
 
 # The bulk path shares the per-event path's private rules on purpose: one definition of
 # "newer", of milestones and of the status update.
-from readmodel.tables import (
-    menu_items,
-    order_line_items,
-    order_status_backlog,
-    order_status_history,
-    orders,
-    source_records,
-)
 
 Key = tuple[str, str]
 
+_STORES = """
+SELECT s.id, s.source, s.external_id
+FROM stores s JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)
+  ON s.source = k.source AND s.external_id = k.external_id
+"""
 
-async def _customers(
-    projector: Projector, refs: Sequence[CustomerRef]
-) -> dict[Key, tuple[int | None, int | None]]:
-    """(golden id, source record id) per reference: bare references to known records in
-    one query; the rest through identity resolution, one by one."""
-    conn = projector.conn
-    found: dict[Key, tuple[int | None, int | None]] = {}
-    bare = sorted({(r.source.value, r.external_id) for r in refs if r.record is None})
-    if bare:
-        rows = (
-            await conn.execute(
-                select(
-                    source_records.c.source,
-                    source_records.c.external_id,
-                    source_records.c.id,
-                    source_records.c.customer_id,
-                ).where(tuple_(source_records.c.source, source_records.c.external_id).in_(bare))
-            )
-        ).all()
-        canonical = await identity.canonical_customer_ids(conn, [r.customer_id for r in rows])
-        for r in rows:
-            found[(r.source, r.external_id)] = (canonical.get(r.customer_id, r.customer_id), r.id)
+_EXISTING = """
+SELECT o.id, o.source, o.external_id, o.store_id, o.customer_id, o.status, o.source_version
+FROM orders o JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)
+  ON o.source = k.source AND o.external_id = k.external_id
+ORDER BY o.id
+FOR UPDATE OF o
+"""
+
+# content columns, in the order of ``_content``
+_CONTENT = (
+    ("store_id", "bigint"),
+    ("customer_id", "bigint"),
+    ("source_record_id", "bigint"),
+    ("fulfillment", "text"),
+    ("channel", "text"),
+    ("currency", "text"),
+    ("subtotal_amount", "bigint"),
+    ("tax_amount", "bigint"),
+    ("tip_amount", "bigint"),
+    ("discount_amount", "bigint"),
+    ("total_amount", "bigint"),
+    ("source_version", "bigint"),
+    ("placed_at", "timestamptz"),
+    ("promised_at", "timestamptz"),
+    ("raw", "text"),
+)
+
+
+def _unnest(columns: Sequence[tuple[str, str]], first: int = 1) -> str:
+    args = ", ".join(f"${first + i}::{kind}[]" for i, (_, kind) in enumerate(columns))
+    names = ", ".join(name for name, _ in columns)
+    return f"unnest({args}) AS v({names})"
+
+
+def _select(columns: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"v.{name}::jsonb" if name == "raw" else f"v.{name}" for name, _ in columns)
+
+
+_NEW_COLUMNS = (
+    ("source", "text"),
+    ("external_id", "text"),
+    ("status", "text"),
+    *_CONTENT,
+    ("accepted_at", "timestamptz"),
+    ("ready_at", "timestamptz"),
+    ("completed_at", "timestamptz"),
+)
+_INSERT = f"""
+INSERT INTO orders ({", ".join(name for name, _ in _NEW_COLUMNS)})
+SELECT {_select(_NEW_COLUMNS)} FROM {_unnest(_NEW_COLUMNS)}
+ON CONFLICT (source, external_id) DO NOTHING
+RETURNING id, source, external_id
+"""
+
+_UPDATE = f"""
+UPDATE orders o SET {
+    ", ".join(
+        f"{name} = {expr}"
+        for name, expr in (
+            (name, f"v.{name}::jsonb" if name == "raw" else f"v.{name}") for name, _ in _CONTENT
+        )
+    )
+}, updated_at = now()
+FROM {_unnest((("id", "bigint"), *_CONTENT))}
+WHERE o.id = v.id
+"""
+
+_MENU = """
+SELECT m.source, m.external_id, m.id
+FROM menu_items m JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)
+  ON m.source = k.source AND m.external_id = k.external_id
+"""
+
+_LINE_COLUMNS = (
+    "order_id",
+    "position",
+    "external_id",
+    "name",
+    "quantity",
+    "unit_price_amount",
+    "total_amount",
+    "currency",
+    "menu_item_id",
+    "modifiers",
+)
+
+_BACKLOG = """
+DELETE FROM order_status_backlog b
+USING unnest($1::text[], $2::text[]) AS k(source, external_id)
+WHERE b.source = k.source AND b.order_external_id = k.external_id
+RETURNING b.source, b.order_external_id, b.status, b.at, b.source_version
+"""
+
+_HISTORY = """
+INSERT INTO order_status_history (order_id, status, previous_status, at, source, source_version)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                     $6::bigint[])
+ON CONFLICT (order_id, status, source_version) DO NOTHING
+RETURNING order_id
+"""
+
+_SEEN = """
+SELECT order_id, source_version, at, status FROM order_status_history
+WHERE order_id = ANY($1::bigint[])
+"""
+
+People = dict[Key, tuple[int | None, int | None]]
+
+
+async def _store_ids(projector: Projector, db: Driver, refs: Sequence[StoreRef]) -> dict[Key, int]:
+    """Each store's id: known stores in one look-up, new ones created (the projector's rules)."""
+    wanted = sorted({(r.source.value, r.external_id) for r in refs})
+    found: dict[Key, int] = {
+        (r["source"], r["external_id"]): int(r["id"])
+        for r in await db.fetch(_STORES, [k[0] for k in wanted], [k[1] for k in wanted])
+    }
+    scope = projector.store_scope
     for ref in refs:
         key = (ref.source.value, ref.external_id)
-        if key not in found or ref.record is not None:
-            found[key] = await projector.customer(ref)
+        if key not in found:
+            found[key] = await projector.store_id(ref)
+        elif scope is not None and found[key] not in scope:
+            raise StoreOutOfScope(ref.external_id)
     return found
+
+
+async def _customers(projector: Projector, db: Driver, refs: Sequence[CustomerRef]) -> People:
+    """(golden id, source record id) per reference. Bare references: known records in one
+    look-up, new ones created together (they carry no match keys); references carrying a
+    record go through identity resolution one by one."""
+    conn = projector.conn
+    found: People = {}
+    bare = sorted({(r.source.value, r.external_id) for r in refs if r.record is None})
+    if bare:
+        rows = await db.fetch(
+            "SELECT sr.source, sr.external_id, sr.id, sr.customer_id FROM source_records sr"
+            " JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)"
+            " ON sr.source = k.source AND sr.external_id = k.external_id",
+            [k[0] for k in bare],
+            [k[1] for k in bare],
+        )
+        canonical = await identity.canonical_customer_ids(conn, [r["customer_id"] for r in rows])
+        for r in rows:
+            owner = int(r["customer_id"])
+            found[(r["source"], r["external_id"])] = (canonical.get(owner, owner), int(r["id"]))
+    seen: set[Key] = set()
+    new_bare: list[CustomerRecord] = []
+    for ref in refs:
+        key = (ref.source.value, ref.external_id)
+        if ref.record is None and key not in found and key not in seen:
+            new_bare.append(CustomerRecord(ref.source, ref.external_id))
+            seen.add(key)
+    if new_bare:
+        found.update(
+            await identity.create_keyless_records(
+                conn, new_bare, actor=projector.actor, policy=projector.policy
+            )
+        )
+    for ref in refs:
+        if ref.record is not None:
+            found[(ref.source.value, ref.external_id)] = await projector.customer(ref)
+    return found
+
+
+def _content(
+    e: OrderUpserted, store_id: int, who: tuple[int | None, int | None]
+) -> tuple[Any, ...]:
+    return (
+        store_id,
+        who[0],
+        who[1],
+        e.fulfillment.value,
+        e.channel,
+        e.currency,
+        e.subtotal_amount,
+        e.tax_amount,
+        e.tip_amount,
+        e.discount_amount,
+        e.total_amount,
+        e.version,
+        e.placed_at,
+        e.promised_at,
+        orjson.dumps(e.raw).decode(),
+    )
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Row tuples as one list per column (the arrays ``unnest`` takes)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def apply_orders(projector: Projector, events: Sequence[OrderUpserted]) -> None:
     """Apply full orders in bulk inside ``projector``'s transaction."""
     if not events:
         return
-    conn = projector.conn
+    db = await driver(projector.conn)
     by_order: dict[Key, list[OrderUpserted]] = defaultdict(list)
     for e in events:
         by_order[(e.source.value, e.external_id)].append(e)
@@ -85,240 +256,182 @@ async def apply_orders(projector: Projector, events: Sequence[OrderUpserted]) ->
         key: max(group, key=lambda e: (e.version is not None, e.version or 0))
         for key, group in by_order.items()
     }
-    stores = {key: await projector.store_id(e.store) for key, e in newest.items()}
-    people = await _customers(projector, [e.customer for e in newest.values() if e.customer])
+    stores = await _store_ids(projector, db, [e.store for e in newest.values()])
+    people = await _customers(projector, db, [e.customer for e in newest.values() if e.customer])
 
     def who(e: OrderUpserted) -> tuple[int | None, int | None]:
         if e.customer is None:
             return None, None
         return people[(e.customer.source.value, e.customer.external_id)]
 
-    existing_rows = (
-        await conn.execute(
-            select(
-                orders.c.id,
-                orders.c.source,
-                orders.c.external_id,
-                orders.c.store_id,
-                orders.c.customer_id,
-                orders.c.status,
-                orders.c.source_version,
-            )
-            .where(tuple_(orders.c.source, orders.c.external_id).in_(sorted(by_order)))
-            .with_for_update()
-        )
-    ).all()
-    existing = {
-        (r.source, r.external_id): _OrderRow(
-            r.id, r.store_id, r.customer_id, OrderStatus(r.status), r.source_version
-        )
-        for r in existing_rows
-    }
+    def store_of(e: OrderUpserted) -> int:
+        return stores[(e.store.source.value, e.store.external_id)]
 
-    def content(e: OrderUpserted) -> dict[str, Any]:
-        customer_id, record_id = who(e)
-        return {
-            "store_id": stores[(e.source.value, e.external_id)],
-            "customer_id": customer_id,
-            "source_record_id": record_id,
-            "fulfillment": e.fulfillment.value,
-            "channel": e.channel,
-            "currency": e.currency,
-            "subtotal_amount": e.subtotal_amount,
-            "tax_amount": e.tax_amount,
-            "tip_amount": e.tip_amount,
-            "discount_amount": e.discount_amount,
-            "total_amount": e.total_amount,
-            "source_version": e.version,
-            "placed_at": e.placed_at,
-            "promised_at": e.promised_at,
-            "raw": dict(e.raw),
-        }
+    keys = list(by_order)
+    existing = await _existing(db, keys)
 
-    # --- new orders: one multi-row insert ------------------------------------------------
-    fresh_keys = [k for k in by_order if k not in existing]
+    # --- new orders: one insert; a key a concurrent transaction inserted first is updated --
     rows: dict[Key, _OrderRow] = dict(existing)
-    if fresh_keys:
+    fresh_keys: list[Key] = []
+    candidates = [k for k in keys if k not in existing]
+    if candidates:
         values = []
-        for key in fresh_keys:
+        for key in candidates:
             e = newest[key]
+            m = _milestones(e.status, e.status_at)
             values.append(
-                {
-                    "source": e.source.value,
-                    "external_id": e.external_id,
-                    "status": e.status.value,
-                    **content(e),
-                    **_milestones(e.status, e.status_at),
-                }
+                (
+                    key[0],
+                    key[1],
+                    e.status.value,
+                    *_content(e, store_of(e), who(e)),
+                    m["accepted_at"],
+                    m["ready_at"],
+                    m["completed_at"],
+                )
             )
-        inserted = await conn.execute(
-            pg_insert(orders)
-            .values(values)
-            .returning(orders.c.id, orders.c.source, orders.c.external_id)
-        )
+        inserted = await db.fetch(_INSERT, *_columns(values, len(_NEW_COLUMNS)))
         for r in inserted:
-            e = newest[(r.source, r.external_id)]
-            customer_id, _ = who(e)
-            rows[(r.source, r.external_id)] = _OrderRow(
-                r.id, stores[(r.source, r.external_id)], customer_id, e.status, e.version
-            )
-    # --- newer versions of stored orders: executemany update -------------------------------
+            key = (r["source"], r["external_id"])
+            e = newest[key]
+            rows[key] = _OrderRow(int(r["id"]), store_of(e), who(e)[0], e.status, e.version)
+            fresh_keys.append(key)
+        raced = [k for k in candidates if k not in rows]
+        if raced:
+            late = await _existing(db, raced)
+            existing.update(late)
+            rows.update(late)
+    # --- newer versions of stored orders: one update ---------------------------------------
     updated_keys = [k for k in existing if _is_newer(newest[k].version, existing[k].source_version)]
     if updated_keys:
-        await conn.execute(
-            update(orders)
-            .where(orders.c.id == bindparam("order_id"))
-            .values({c: bindparam(f"v_{c}") for c in content(newest[updated_keys[0]])}),
-            [
-                {"order_id": existing[k].id, **{f"v_{c}": v for c, v in content(newest[k]).items()}}
-                for k in updated_keys
-            ],
-        )
+        values = [
+            (existing[k].id, *_content(newest[k], store_of(newest[k]), who(newest[k])))
+            for k in updated_keys
+        ]
+        await db.execute(_UPDATE, *_columns(values, len(_CONTENT) + 1))
         for k in updated_keys:
             old = existing[k]
             projector.touch_customer(old.customer_id)
-            customer_id, _ = who(newest[k])
-            rows[k] = _OrderRow(old.id, stores[k], customer_id, old.status, newest[k].version)
-        await conn.execute(
-            delete(order_line_items).where(
-                order_line_items.c.order_id.in_([existing[k].id for k in updated_keys])
-            )
+            e = newest[k]
+            rows[k] = _OrderRow(old.id, store_of(e), who(e)[0], old.status, e.version)
+        await db.execute(
+            "DELETE FROM order_line_items WHERE order_id = ANY($1::bigint[])",
+            [existing[k].id for k in updated_keys],
         )
-    # --- line items of every new or replaced order ------------------------------------------
+    # --- line items of every new or replaced order -----------------------------------------
     written = [*fresh_keys, *updated_keys]
+    await _lines(db, [(rows[k].id, newest[k]) for k in written])
+    for k in written:
+        projector.order_changed(rows[k], newest[k].source)
+    for k in fresh_keys:
+        projector.add_change(projector.status_change(rows[k], None, newest[k].status_at))
+    await _history(projector, db, by_order, rows, fresh_keys)
+
+
+async def _existing(db: Driver, keys: Sequence[Key]) -> dict[Key, _OrderRow]:
+    """Stored orders among ``keys``, row-locked until commit."""
+    found = await db.fetch(_EXISTING, [k[0] for k in keys], [k[1] for k in keys])
+    return {
+        (r["source"], r["external_id"]): _OrderRow(
+            int(r["id"]),
+            int(r["store_id"]),
+            r["customer_id"],
+            OrderStatus(r["status"]),
+            r["source_version"],
+        )
+        for r in found
+    }
+
+
+async def _lines(db: Driver, orders_written: Sequence[tuple[int, OrderUpserted]]) -> None:
+    """Every line of the given orders, in one ``COPY`` (menu items looked up once)."""
     catalog = sorted(
         {
-            (newest[k].source.value, ln.catalog_external_id)
-            for k in written
-            for ln in newest[k].lines
+            (e.source.value, ln.catalog_external_id)
+            for _, e in orders_written
+            for ln in e.lines
             if ln.catalog_external_id
         }
     )
     menu: dict[Key, int] = {}
     if catalog:
         menu = {
-            (r.source, r.external_id): r.id
-            for r in await conn.execute(
-                select(menu_items.c.source, menu_items.c.external_id, menu_items.c.id).where(
-                    tuple_(menu_items.c.source, menu_items.c.external_id).in_(catalog)
-                )
-            )
+            (r["source"], r["external_id"]): int(r["id"])
+            for r in await db.fetch(_MENU, [k[0] for k in catalog], [k[1] for k in catalog])
         }
-    lines = [
-        {
-            "order_id": rows[k].id,
-            "position": i,
-            "external_id": ln.external_id,
-            "name": ln.name,
-            "quantity": ln.quantity,
-            "unit_price_amount": ln.unit_price_amount,
-            "total_amount": ln.total_amount,
-            "currency": newest[k].currency,
-            "menu_item_id": menu.get((newest[k].source.value, ln.catalog_external_id or "")),
-            "modifiers": list(ln.modifiers),
-        }
-        for k in written
-        for i, ln in enumerate(newest[k].lines)
+    records = [
+        (
+            order_id,
+            i,
+            ln.external_id,
+            ln.name,
+            ln.quantity,
+            ln.unit_price_amount,
+            ln.total_amount,
+            e.currency,
+            menu.get((e.source.value, ln.catalog_external_id)) if ln.catalog_external_id else None,
+            list(ln.modifiers),
+        )
+        for order_id, e in orders_written
+        for i, ln in enumerate(e.lines)
     ]
-    if lines:
-        await conn.execute(insert(order_line_items), lines)
-    for k in written:
-        projector.order_changed(rows[k], newest[k].source)
-    for k in fresh_keys:
-        projector.add_change(projector.status_change(rows[k], None, newest[k].status_at))
-    await _history(projector, by_order, newest, rows, fresh_keys)
+    if records:
+        await db.copy("order_line_items", _LINE_COLUMNS, records)
 
 
 async def _history(
     projector: Projector,
+    db: Driver,
     by_order: dict[Key, list[OrderUpserted]],
-    newest: dict[Key, OrderUpserted],
     rows: dict[Key, _OrderRow],
     fresh_keys: list[Key],
 ) -> None:
     """Every reported status once; re-resolve orders whose history grew beyond the one
     status they were inserted with."""
-    conn = projector.conn
-    observations: list[dict[str, Any]] = []
+    observations: list[tuple[Any, ...]] = []
     for key, group in by_order.items():
+        row = rows[key]
         for e in group:
             observations.append(
-                {
-                    "order_id": rows[key].id,
-                    "status": e.status.value,
-                    "previous_status": rows[key].status.value,
-                    "at": e.status_at,
-                    "source": e.source.value,
-                    "source_version": _seen_version(e.version, e.status_at),
-                }
+                (
+                    row.id,
+                    e.status.value,
+                    row.status.value,
+                    e.status_at,
+                    e.source.value,
+                    _seen_version(e.version, e.status_at),
+                )
             )
-    backlog = await conn.execute(
-        delete(order_status_backlog)
-        .where(
-            tuple_(order_status_backlog.c.source, order_status_backlog.c.order_external_id).in_(
-                fresh_keys or [("", "")]
+    if fresh_keys:
+        backlog = await db.fetch(_BACKLOG, [k[0] for k in fresh_keys], [k[1] for k in fresh_keys])
+        for r in backlog:
+            row = rows[(r["source"], r["order_external_id"])]
+            observations.append(
+                (row.id, r["status"], row.status.value, r["at"], r["source"], r["source_version"])
             )
-        )
-        .returning(
-            order_status_backlog.c.source,
-            order_status_backlog.c.order_external_id,
-            order_status_backlog.c.status,
-            order_status_backlog.c.at,
-            order_status_backlog.c.source_version,
-        )
-    )
-    for r in backlog:
-        key = (r.source, r.order_external_id)
-        observations.append(
-            {
-                "order_id": rows[key].id,
-                "status": r.status,
-                "previous_status": rows[key].status.value,
-                "at": r.at,
-                "source": r.source,
-                "source_version": r.source_version,
-            }
-        )
-    inserted = await conn.execute(
-        pg_insert(order_status_history)
-        .values(observations)
-        .on_conflict_do_nothing(index_elements=["order_id", "status", "source_version"])
-        .returning(order_status_history.c.order_id)
-    )
+    inserted = await db.fetch(_HISTORY, *_columns(observations, 6))
     grown: dict[int, int] = defaultdict(int)
     for r in inserted:
-        grown[r.order_id] += 1
+        grown[int(r["order_id"])] += 1
     fresh_ids = {rows[k].id for k in fresh_keys}
     to_resolve = sorted(i for i, n in grown.items() if i not in fresh_ids or n > 1)
     if not to_resolve:
         return
     history: dict[int, list[StatusObservation]] = defaultdict(list)
-    for seen in await conn.execute(
-        select(
-            order_status_history.c.order_id,
-            order_status_history.c.source_version,
-            order_status_history.c.at,
-            order_status_history.c.status,
-        ).where(order_status_history.c.order_id.in_(to_resolve))
-    ):
-        history[seen.order_id].append(
-            StatusObservation(seen.source_version or 0, seen.at, OrderStatus(seen.status))
+    for seen in await db.fetch(_SEEN, to_resolve):
+        history[int(seen["order_id"])].append(
+            StatusObservation(seen["source_version"] or 0, seen["at"], OrderStatus(seen["status"]))
         )
-    by_id = {row.id: row for row in rows.values()}
-    await conn.execute(
+    resolved = {i: resolve_status(history[i]) for i in to_resolve}
+    await projector.conn.execute(
         _SET_STATUS,
-        [
-            {"id": i, "status": resolve_status(history[i]).status.value}  # type: ignore[union-attr]
-            for i in to_resolve
-        ],
+        [{"id": i, "status": r.status.value} for i, r in resolved.items() if r is not None],
     )
-    for i in to_resolve:
-        resolved = resolve_status(history[i])
-        assert resolved is not None
+    by_id = {row.id: row for row in rows.values()}
+    for i, now in resolved.items():
+        assert now is not None
         row = by_id[i]
-        if resolved.status is not row.status:
+        if now.status is not row.status:
             projector.touch_customer(row.customer_id)
-            moved = _OrderRow(
-                row.id, row.store_id, row.customer_id, resolved.status, row.source_version
-            )
-            projector.add_change(projector.status_change(moved, row.status, resolved.at))
+            moved = _OrderRow(row.id, row.store_id, row.customer_id, now.status, row.source_version)
+            projector.add_change(projector.status_change(moved, row.status, now.at))

@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from readmodel.driver import driver
 from readmodel.tables import change_feed
 
 # pg_advisory_xact_lock key for "appending to the change feed" ('ggfeed' as an int64)
@@ -70,17 +71,17 @@ class FeedRow:
 # change-feed lock, insert the rows in the caller's order (the identity assigns ``seq`` after
 # the lock, in that order), and NOTIFY with the rows themselves (JSON array, as
 # ``rows_from_notification`` reads it), or with only the newest seq when they would not fit
-# in a notification (listeners then read the feed).
-_APPEND = text(
-    """
-WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(:lock_key) AS ok),
+# in a notification (listeners then read the feed). Fixed text over arrays on the driver
+# connection (see readmodel.driver): prepared once per connection, whatever the batch size.
+_APPEND = """
+WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($7::bigint) AS ok),
 appended AS (
   INSERT INTO change_feed (topic, key, payload, customer_id, order_id, store_id)
-  SELECT r.topic, r.key, r.payload, r.customer_id, r.order_id, r.store_id
-  FROM locked CROSS JOIN jsonb_to_recordset(CAST(CAST(:rows AS text) AS jsonb)) AS r(
-    n int, topic text, key text, payload jsonb,
-    customer_id bigint, order_id bigint, store_id bigint)
-  ORDER BY r.n
+  SELECT v.topic, v.key, v.payload::jsonb, v.customer_id, v.order_id, v.store_id
+  FROM locked CROSS JOIN unnest(
+    $1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]
+  ) WITH ORDINALITY AS v(topic, key, payload, customer_id, order_id, store_id, n)
+  ORDER BY v.n
   RETURNING seq, topic, key, customer_id, order_id, store_id, payload
 ),
 message AS (
@@ -91,10 +92,9 @@ message AS (
   FROM appended
 )
 SELECT seqs, pg_notify(
-  :channel, CASE WHEN octet_length(body) <= :max_notify THEN body ELSE newest::text END)
+  $8::text, CASE WHEN octet_length(body) <= $9::int THEN body ELSE newest::text END)
 FROM message
 """
-)
 
 # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 MAX_NOTIFY_BYTES = 7900
@@ -108,28 +108,19 @@ async def append_changes(conn: AsyncConnection, changes: Sequence[Change]) -> li
     """
     if not changes:
         return []
-    rows = [
-        {
-            "n": n,
-            "topic": c.topic,
-            "key": c.key,
-            "payload": c.payload,
-            "customer_id": c.customer_id,
-            "order_id": c.order_id,
-            "store_id": c.store_id,
-        }
-        for n, c in enumerate(changes)
-    ]
-    result = await conn.execute(
+    rows = await (await driver(conn)).fetch(
         _APPEND,
-        {
-            "lock_key": CHANGE_FEED_LOCK_KEY,
-            "rows": orjson.dumps(rows).decode(),
-            "channel": CHANGE_FEED_CHANNEL,
-            "max_notify": MAX_NOTIFY_BYTES,
-        },
+        [c.topic for c in changes],
+        [c.key for c in changes],
+        [orjson.dumps(c.payload, option=orjson.OPT_NON_STR_KEYS).decode() for c in changes],
+        [c.customer_id for c in changes],
+        [c.order_id for c in changes],
+        [c.store_id for c in changes],
+        CHANGE_FEED_LOCK_KEY,
+        CHANGE_FEED_CHANNEL,
+        MAX_NOTIFY_BYTES,
     )
-    return [int(seq) for seq in result.one().seqs]
+    return [int(seq) for seq in rows[0]["seqs"]]
 
 
 def row_from_json(raw: dict[str, Any]) -> FeedRow:

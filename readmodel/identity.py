@@ -23,14 +23,15 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.types import BigInteger
+from sqlalchemy.types import BigInteger, Boolean, DateTime, Text
 
 from domain.identity import (
     CRM_SOURCES,
@@ -59,6 +60,7 @@ from readmodel.changefeed import (
     Change,
     append_changes,
 )
+from readmodel.driver import driver
 from readmodel.tables import (
     customer_traits,
     customers,
@@ -532,6 +534,371 @@ async def link_record(
     return Linked(customer_id, source_record_id, created, merged, matched_by)
 
 
+# --- linking many records at once ---------------------------------------------------------
+#
+# A webhook batch or an import batch carries dozens of customer records, most of them either
+# already linked and unchanged (a repeat guest) or brand new with keys nobody holds. Those two
+# cases take a fixed handful of statements for the whole batch here; every other record
+# (changed fields, a key someone holds, a key shared inside the batch) is left to
+# ``link_record``, one at a time, exactly as before.
+
+_TEXT_ARRAY = ARRAY(Text)
+_TIME_ARRAY = ARRAY(DateTime(timezone=True))
+_BOOL_ARRAY = ARRAY(Boolean)
+
+
+def _arrays(**types: Any) -> list[Any]:
+    return [bindparam(name, type_=type_) for name, type_ in types.items()]
+
+
+_KNOWN_RECORDS = text(
+    """
+    SELECT sr.id, sr.source, sr.external_id, sr.customer_id, sr.source_version, sr.attributes
+    FROM source_records sr
+    JOIN unnest(:sources, :external_ids) AS k(source, external_id)
+      ON sr.source = k.source AND sr.external_id = k.external_id
+    """
+).bindparams(*_arrays(sources=_TEXT_ARRAY, external_ids=_TEXT_ARRAY))
+
+_OWNERS = text("SELECT id, customer_id FROM source_records WHERE id = ANY(:ids)").bindparams(
+    bindparam("ids", type_=_BIGINT_ARRAY)
+)
+
+_SET_VERSIONS = text(
+    """
+    UPDATE source_records sr SET source_version = v.version
+    FROM unnest(:ids, :versions) AS v(id, version)
+    WHERE sr.id = v.id
+    """
+).bindparams(*_arrays(ids=_BIGINT_ARRAY, versions=_BIGINT_ARRAY))
+
+_HELD_KEYS = text(
+    """
+    SELECT DISTINCT i.kind, i.value FROM identifiers i
+    JOIN unnest(:kinds, :values_) AS k(kind, value) ON i.kind = k.kind AND i.value = k.value
+    """
+).bindparams(*_arrays(kinds=_TEXT_ARRAY, values_=_TEXT_ARRAY))
+
+_NEW_IDS = text(
+    """
+    SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS customer_id,
+           nextval(pg_get_serial_sequence('source_records', 'id')) AS record_id
+    FROM generate_series(1, :n)
+    """
+)
+
+_INSERT_CUSTOMERS = text(
+    """
+    INSERT INTO customers (id, given_name, family_name, display_name, email, email_normalized,
+                           phone, survivorship)
+    SELECT id, given, family, display, email, email_normalized, phone, survivorship::jsonb
+    FROM unnest(:ids, :given, :family, :display, :email, :email_normalized, :phone,
+                :survivorship)
+         AS c(id, given, family, display, email, email_normalized, phone, survivorship)
+    """
+).bindparams(
+    *_arrays(
+        ids=_BIGINT_ARRAY,
+        given=_TEXT_ARRAY,
+        family=_TEXT_ARRAY,
+        display=_TEXT_ARRAY,
+        email=_TEXT_ARRAY,
+        email_normalized=_TEXT_ARRAY,
+        phone=_TEXT_ARRAY,
+        survivorship=_TEXT_ARRAY,
+    )
+)
+
+_INSERT_RECORDS = text(
+    """
+    INSERT INTO source_records (id, source, external_id, customer_id, matched_by, evidence,
+                                attributes, source_version, source_updated_at)
+    SELECT id, source, external_id, customer_id, matched_by, evidence::jsonb, attributes::jsonb,
+           version, observed_at
+    FROM unnest(:ids, :sources, :external_ids, :customer_ids, :matched_by, :evidence,
+                :attributes, :versions, :observed_at)
+         AS r(id, source, external_id, customer_id, matched_by, evidence, attributes, version,
+              observed_at)
+    """
+).bindparams(
+    *_arrays(
+        ids=_BIGINT_ARRAY,
+        sources=_TEXT_ARRAY,
+        external_ids=_TEXT_ARRAY,
+        customer_ids=_BIGINT_ARRAY,
+        matched_by=_TEXT_ARRAY,
+        evidence=_TEXT_ARRAY,
+        attributes=_TEXT_ARRAY,
+        versions=_BIGINT_ARRAY,
+        observed_at=_TIME_ARRAY,
+    )
+)
+
+_INSERT_LEDGER = text(
+    """
+    INSERT INTO identity_ledger (action, customer_id, source_record_id, rule, evidence, actor)
+    SELECT 'create', customer_id, record_id, rule, evidence::jsonb, :actor
+    FROM unnest(:customer_ids, :record_ids, :rules, :evidence)
+         AS l(customer_id, record_id, rule, evidence)
+    """
+).bindparams(
+    *_arrays(
+        customer_ids=_BIGINT_ARRAY,
+        record_ids=_BIGINT_ARRAY,
+        rules=_TEXT_ARRAY,
+        evidence=_TEXT_ARRAY,
+    )
+)
+
+_INSERT_IDENTIFIERS = text(
+    """
+    INSERT INTO identifiers (customer_id, source_record_id, kind, value, verified)
+    SELECT * FROM unnest(:customer_ids, :record_ids, :kinds, :values_, :verified)
+    """
+).bindparams(
+    *_arrays(
+        customer_ids=_BIGINT_ARRAY,
+        record_ids=_BIGINT_ARRAY,
+        kinds=_TEXT_ARRAY,
+        values_=_TEXT_ARRAY,
+        verified=_BOOL_ARRAY,
+    )
+)
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    record: CustomerRecord
+    keys: RecordKeys
+    attributes: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.record.source.value, self.record.external_id)
+
+
+def _unique(records: Sequence[CustomerRecord]) -> list[CustomerRecord]:
+    """One record per source key; a key sent twice with different contents is left out
+    (``link_record`` applies the copies in order)."""
+    by_key: dict[tuple[str, str], list[CustomerRecord]] = defaultdict(list)
+    for r in records:
+        by_key[(r.source.value, r.external_id)].append(r)
+    return [copies[0] for copies in by_key.values() if all(c == copies[0] for c in copies)]
+
+
+async def link_records(
+    conn: AsyncConnection,
+    records: Sequence[CustomerRecord],
+    *,
+    actor: str = "ingest",
+    policy: MatchPolicy | None = None,
+) -> dict[tuple[str, str], Linked]:
+    """Link the simple records of a batch in a fixed number of statements, exactly as
+    ``link_record`` would link each: a record already linked whose fields are unchanged (or
+    older) keeps its customer (row-locked until commit, its newer version stored); a new
+    record none of whose keys is held by anyone, nor by another record of the batch, gets a
+    new customer. Returns those, by (source, external id). Link the records left out with
+    ``link_record``. Emits no change-feed rows (``link_record`` emits none for these cases).
+
+    Takes the advisory locks of every record's keys at once (sorted), so the caller's
+    ``link_record`` calls for the rest re-enter locks it already holds.
+    """
+    policy = policy or MatchPolicy()
+    unique = _unique(records)
+    if not unique:
+        return {}
+    store_phones = await _store_phones(conn) if any(r.phone for r in unique) else frozenset[str]()
+    incoming = [_Incoming(r, keys_of(r, policy, store_phones), _attributes(r)) for r in unique]
+    names = {f"src:{i.keys.source}:{i.keys.external_id}" for i in incoming}
+    names |= {f"{kind.value}:{value}" for i in incoming for kind, value in i.keys.identifiers()}
+    await conn.execute(_LOCK_KEYS, {"keys": sorted({_lock_id(n) for n in names})})
+    known = {
+        (r.source, r.external_id): r
+        for r in await conn.execute(
+            _KNOWN_RECORDS,
+            {
+                "sources": [i.record.source.value for i in incoming],
+                "external_ids": [i.record.external_id for i in incoming],
+            },
+        )
+    }
+    linked = await _link_unchanged(conn, incoming, known)
+    linked.update(await _link_new(conn, [i for i in incoming if i.key not in known], policy, actor))
+    return linked
+
+
+async def _link_unchanged(
+    conn: AsyncConnection, incoming: Sequence[_Incoming], known: dict[tuple[str, str], Any]
+) -> dict[tuple[str, str], Linked]:
+    """Known records whose fields did not change (or that are older than the stored
+    version): their customers row-locked, their newer versions stored."""
+    same: list[tuple[_Incoming, Any]] = []
+    for i in incoming:
+        row = known.get(i.key)
+        if row is None:
+            continue
+        version, stored = i.record.version, row.source_version
+        stale = version is not None and stored is not None and version < stored
+        if stale or row.attributes == i.attributes:
+            same.append((i, row))
+    if not same:
+        return {}
+    locked = await _lock_customers(conn, [row.customer_id for _, row in same])
+    owners = {
+        int(r.id): int(r.customer_id)
+        for r in await conn.execute(_OWNERS, {"ids": [int(row.id) for _, row in same]})
+    }
+    # a concurrent merge or split moved a record between our read and our lock: those go
+    # the one-at-a-time way, which looks again
+    steady = [
+        (i, row)
+        for i, row in same
+        if locked.get(row.customer_id, 0) is None and owners.get(row.id) == row.customer_id
+    ]
+    newer = [
+        (int(row.id), i.record.version)
+        for i, row in steady
+        if i.record.version is not None
+        and (row.source_version is None or i.record.version > row.source_version)
+    ]
+    if newer:
+        ids, versions = zip(*newer, strict=True)
+        await conn.execute(_SET_VERSIONS, {"ids": list(ids), "versions": list(versions)})
+    return {
+        i.key: Linked(int(row.customer_id), int(row.id), created_customer=False)
+        for i, row in steady
+    }
+
+
+async def _link_new(
+    conn: AsyncConnection, incoming: Sequence[_Incoming], policy: MatchPolicy, actor: str
+) -> dict[tuple[str, str], Linked]:
+    """New records whose keys no customer holds and no other record of the batch shares:
+    a new customer each, with its golden fields, identifiers and ledger entry."""
+    shared: dict[tuple[IdentifierKind, str], int] = defaultdict(int)
+    for i in incoming:
+        for pair in i.keys.identifiers():
+            shared[pair] += 1
+    alone = [i for i in incoming if all(shared[p] == 1 for p in i.keys.identifiers())]
+    pairs = [p for i in alone for p in i.keys.identifiers()]
+    held: set[tuple[str, str]] = set()
+    if pairs:
+        rows = await conn.execute(
+            _HELD_KEYS,
+            {"kinds": [k.value for k, _ in pairs], "values_": [v for _, v in pairs]},
+        )
+        held = {(r.kind, r.value) for r in rows}
+    fresh: list[tuple[_Incoming, CreateNew]] = []
+    for i in alone:
+        if any((k.value, v) in held for k, v in i.keys.identifiers()):
+            continue
+        decision = decide(i.keys, [], policy, {})
+        if isinstance(decision, CreateNew):
+            fresh.append((i, decision))
+    if not fresh:
+        return {}
+    new_ids = (await conn.execute(_NEW_IDS, {"n": len(fresh)})).all()
+    customer_ids = [int(r.customer_id) for r in new_ids]
+    record_ids = [int(r.record_id) for r in new_ids]
+    profiles = [
+        golden_profile([_facts(rid, i)]) for rid, (i, _) in zip(record_ids, fresh, strict=True)
+    ]
+    await conn.execute(
+        _INSERT_CUSTOMERS,
+        {
+            "ids": customer_ids,
+            "given": [p.given_name for p in profiles],
+            "family": [p.family_name for p in profiles],
+            "display": [p.display_name for p in profiles],
+            "email": [p.email for p in profiles],
+            "email_normalized": [p.email_normalized for p in profiles],
+            "phone": [p.phone for p in profiles],
+            "survivorship": [_json(p.chosen_from) for p in profiles],
+        },
+    )
+    await conn.execute(
+        _INSERT_RECORDS,
+        {
+            "ids": record_ids,
+            "sources": [i.record.source.value for i, _ in fresh],
+            "external_ids": [i.record.external_id for i, _ in fresh],
+            "customer_ids": customer_ids,
+            "matched_by": [d.rule.value for _, d in fresh],
+            "evidence": [_json(d.evidence) for _, d in fresh],
+            "attributes": [_json(i.attributes) for i, _ in fresh],
+            "versions": [i.record.version for i, _ in fresh],
+            "observed_at": [i.record.observed_at for i, _ in fresh],
+        },
+    )
+    await conn.execute(
+        _INSERT_LEDGER,
+        {
+            "actor": actor,
+            "customer_ids": customer_ids,
+            "record_ids": record_ids,
+            "rules": [d.rule.value for _, d in fresh],
+            "evidence": [
+                _json(
+                    {
+                        **d.evidence,
+                        "source": i.record.source.value,
+                        "external_id": i.record.external_id,
+                    }
+                )
+                for i, d in fresh
+            ],
+        },
+    )
+    idents = [
+        (cid, rid, kind, value, _verified(i.record, kind))
+        for cid, rid, (i, _) in zip(customer_ids, record_ids, fresh, strict=True)
+        for kind, value in i.keys.identifiers()
+    ]
+    if idents:
+        cids, rids, kinds, values, verified = zip(*idents, strict=True)
+        await conn.execute(
+            _INSERT_IDENTIFIERS,
+            {
+                "customer_ids": list(cids),
+                "record_ids": list(rids),
+                "kinds": [k.value for k in kinds],
+                "values_": list(values),
+                "verified": list(verified),
+            },
+        )
+    return {
+        i.key: Linked(cid, rid, created_customer=True, matched_by=d.rule.value)
+        for cid, rid, (i, d) in zip(customer_ids, record_ids, fresh, strict=True)
+    }
+
+
+def _verified(record: CustomerRecord, kind: IdentifierKind) -> bool:
+    """As ``_replace_identifiers`` marks them."""
+    if kind is IdentifierKind.EMAIL:
+        return record.email_verified
+    if kind is IdentifierKind.PHONE:
+        return record.phone_verified
+    return False
+
+
+def _facts(record_id: int, i: _Incoming) -> RecordFacts:
+    """What ``refresh_golden_fields`` would read back for a customer's only record."""
+    a = i.attributes
+    return RecordFacts(
+        source_record_id=record_id,
+        source=i.record.source,
+        updated_at=i.record.observed_at or datetime.now(UTC),
+        given_name=a.get("given_name"),
+        family_name=a.get("family_name"),
+        display_name=a.get("display_name"),
+        email=a.get("email"),
+        email_key=i.keys.email,
+        phone_key=i.keys.phone,
+        email_verified=i.record.email_verified,
+        phone_verified=i.record.phone_verified,
+    )
+
+
 async def _locked_owner(conn: AsyncConnection, source_record_id: int) -> int:
     """The record's customer, row-locked until commit so no merge moves it from under the
     caller (who is about to attach orders to it)."""
@@ -762,7 +1129,12 @@ async def _merge_loyalty(
         await conn.execute(
             update(loyalty_ledger)
             .where(loyalty_ledger.c.account_id == a.id)
-            .values(account_id=target)
+            .values(
+                account_id=target,
+                posted_account_id=func.coalesce(
+                    loyalty_ledger.c.posted_account_id, loyalty_ledger.c.account_id
+                ),
+            )
         )
         await conn.execute(
             update(loyalty_accounts)
@@ -1009,9 +1381,10 @@ async def split_customer(
     Orders and interactions those records brought move with them, as do the consents they
     gave; preferences they gave are copied (an allergy is safer kept twice). Every moved
     record is remembered as separate from every remaining one, so the same evidence never
-    merges them again. Raises CustomerNotFound, NothingToSplit, IdentityNotFound and
-    CannotSplitEveryIdentity. Loyalty accounts stay with ``customer_id``: they are not
-    attributed to a source record.
+    merges them again. Loyalty accounts those records brought move too, each with the
+    ledger entries posted to it (a merge may have folded them into another account), and
+    the balances of every account involved are adjusted. Raises CustomerNotFound,
+    NothingToSplit, IdentityNotFound and CannotSplitEveryIdentity.
     """
     current = await canonical_customer_id(conn, customer_id)
     if current is None:
@@ -1073,6 +1446,8 @@ async def split_customer(
         )
         .on_conflict_do_nothing()
     )
+    produced: list[Change] = []
+    await _split_loyalty(conn, current, new_id, moved, produced)
     named = [f"{source.value}:{external_id}" for source, external_id in identities]
     await _ledger(
         conn,
@@ -1085,7 +1460,7 @@ async def split_customer(
     )
     await refresh_golden_fields(conn, [current, new_id])
     await recompute_traits(conn, [current, new_id])
-    produced = [
+    produced += [
         Change(
             CUSTOMER_SPLIT,
             f"customer:{current}",
@@ -1097,6 +1472,85 @@ async def split_customer(
     ]
     await _emit(conn, changes, produced)
     return new_id
+
+
+async def _split_loyalty(
+    conn: AsyncConnection, old: int, new: int, moved: Sequence[int], produced: list[Change]
+) -> None:
+    """Move ``old``'s loyalty accounts that the ``moved`` source records brought to ``new``.
+    Ledger entries that cross the split (posted to a moving account but folded into a
+    staying one by a merge, or the other way round) go to the oldest account of the same
+    program on their own side; balances move with them."""
+    accounts = (
+        await conn.execute(
+            select(
+                loyalty_accounts.c.id,
+                loyalty_accounts.c.program,
+                loyalty_accounts.c.source_record_id,
+            )
+            .where(loyalty_accounts.c.customer_id == old)
+            .order_by(loyalty_accounts.c.id)
+            .with_for_update()
+        )
+    ).all()
+    moving = {int(a.id) for a in accounts if a.source_record_id in set(moved)}
+    if not moving:
+        return
+    program = {int(a.id): str(a.program) for a in accounts}
+    oldest: dict[tuple[bool, str], int] = {}
+    for a in accounts:  # in id order: the first of each side and program is the oldest
+        oldest.setdefault((int(a.id) in moving, a.program), int(a.id))
+    await conn.execute(
+        update(loyalty_accounts)
+        .where(loyalty_accounts.c.id.in_(sorted(moving)))
+        .values(customer_id=new, updated_at=func.now())
+    )
+    posted = func.coalesce(loyalty_ledger.c.posted_account_id, loyalty_ledger.c.account_id)
+    entries = await conn.execute(
+        select(
+            loyalty_ledger.c.id,
+            loyalty_ledger.c.account_id,
+            posted.label("posted"),
+            loyalty_ledger.c.points,
+        ).where(loyalty_ledger.c.account_id.in_(sorted(program)))
+    )
+    targets: dict[int, list[int]] = defaultdict(list)
+    delta: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for e in entries:
+        origin, at, points = int(e.posted), int(e.account_id), int(e.points)
+        side = origin in moving
+        if side == (at in moving) or origin not in program:
+            continue
+        target = oldest[(side, program[origin])]
+        targets[target].append(int(e.id))
+        for account, sign in ((at, -1), (target, 1)):
+            balance, lifetime = delta[account]
+            delta[account] = (balance + sign * points, lifetime + sign * max(points, 0))
+    for target, ids in sorted(targets.items()):
+        await conn.execute(
+            update(loyalty_ledger)
+            .where(loyalty_ledger.c.id.in_(ids))
+            .values(account_id=target, posted_account_id=posted)
+        )
+    for account, (balance, lifetime) in sorted(delta.items()):
+        await conn.execute(
+            update(loyalty_accounts)
+            .where(loyalty_accounts.c.id == account)
+            .values(
+                balance=loyalty_accounts.c.balance + balance,
+                lifetime_points=loyalty_accounts.c.lifetime_points + lifetime,
+                updated_at=func.now(),
+            )
+        )
+        owner = new if account in moving else old
+        produced.append(
+            Change(
+                LOYALTY_CHANGED,
+                f"loyalty:{account}",
+                {"account_id": account, "customer_id": owner, "reason": "split"},
+                customer_id=owner,
+            )
+        )
 
 
 _SPLIT_PREFERENCES_AND_CONSENTS = (
@@ -1205,3 +1659,175 @@ async def identity_history_by_customer_ids(
 async def identity_history(conn: AsyncConnection, customer_id: int) -> list[IdentityEvent]:
     """The identity ledger of one customer (see ``identity_history_by_customer_ids``)."""
     return (await identity_history_by_customer_ids(conn, [customer_id]))[customer_id]
+
+
+# --- batched linking (backfill) -----------------------------------------------------------
+
+_NEW_CUSTOMERS = (
+    "INSERT INTO customers (merged_into) SELECT NULL FROM generate_series(1, $1) RETURNING id"
+)
+
+_NEW_RECORDS = """
+INSERT INTO source_records (source, external_id, customer_id, matched_by, evidence, attributes,
+                            source_version, source_updated_at)
+SELECT v.source, v.external_id, v.customer_id, v.matched_by, v.evidence::jsonb,
+       v.attributes::jsonb, v.source_version, v.source_updated_at
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+            $7::bigint[], $8::timestamptz[])
+     AS v(source, external_id, customer_id, matched_by, evidence, attributes, source_version,
+          source_updated_at)
+RETURNING id, source, external_id, customer_id
+"""
+
+_NEW_LEDGER = """
+INSERT INTO identity_ledger (action, customer_id, source_record_id, rule, evidence, actor)
+SELECT 'create', v.customer_id, v.source_record_id, v.rule, v.evidence::jsonb, $5
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[])
+     AS v(customer_id, source_record_id, rule, evidence)
+"""
+
+_LOCK_MANY = (
+    "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY k) s"
+)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def create_keyless_records(
+    conn: AsyncConnection,
+    records: Sequence[CustomerRecord],
+    *,
+    actor: str = "ingest",
+    policy: MatchPolicy | None = None,
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Link many source records at once; return (customer id, source record id) by
+    (source, external id).
+
+    A record that carries no match key (no email, phone or loyalty id: a bare customer id
+    from an order) and is not stored yet can only become a new customer: ``decide`` with
+    no candidates. Those are created together in a few statements (customers, source
+    records, ledger entries, golden fields), under the same advisory locks as
+    ``link_record``, with the same rule, evidence and ledger. Every other record (stored
+    already, or with keys) goes through ``link_record``. Emits no change-feed rows (a new
+    record links to a new customer: nothing merged).
+    """
+    policy = policy or MatchPolicy()
+    unique = list({(r.source.value, r.external_id): r for r in records}.values())
+    keyless = {
+        (r.source.value, r.external_id): r for r in unique if not keys_of(r, policy).identifiers()
+    }
+    db = await driver(conn)
+    found: dict[tuple[str, str], tuple[int, int]] = {}
+    if keyless:
+        await db.execute(_LOCK_MANY, sorted({_lock_id(f"src:{s}:{e}") for s, e in keyless}))
+        stored = await db.fetch(
+            "SELECT sr.source, sr.external_id FROM source_records sr"
+            " JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)"
+            " ON sr.source = k.source AND sr.external_id = k.external_id",
+            [k[0] for k in keyless],
+            [k[1] for k in keyless],
+        )
+        for r in stored:
+            keyless.pop((r["source"], r["external_id"]))
+    if keyless:
+        new = list(keyless.values())
+        decisions = [decide(keys_of(r, policy), [], policy, {}) for r in new]
+        ids = [int(r["id"]) for r in await db.fetch(_NEW_CUSTOMERS, len(new))]
+        linked = await db.fetch(
+            _NEW_RECORDS,
+            [r.source.value for r in new],
+            [r.external_id for r in new],
+            ids,
+            [d.rule.value for d in decisions],
+            [_json(d.evidence) for d in decisions],
+            [_json(_attributes(r)) for r in new],
+            [r.version for r in new],
+            [r.observed_at for r in new],
+        )
+        record_ids = {(r["source"], r["external_id"]): int(r["id"]) for r in linked}
+        await db.execute(
+            _NEW_LEDGER,
+            ids,
+            [record_ids[(r.source.value, r.external_id)] for r in new],
+            [d.rule.value for d in decisions],
+            [
+                _json({**d.evidence, "source": r.source.value, "external_id": r.external_id})
+                for r, d in zip(new, decisions, strict=True)
+            ],
+            actor,
+        )
+        await refresh_golden_fields_many(conn, ids)
+        for r, customer_id in zip(new, ids, strict=True):
+            key = (r.source.value, r.external_id)
+            found[key] = (customer_id, record_ids[key])
+    for r in unique:
+        key = (r.source.value, r.external_id)
+        if key not in found:
+            done = await link_record(conn, r, actor=actor, policy=policy)
+            found[key] = (done.customer_id, done.source_record_id)
+    return found
+
+
+_GOLDEN_UPDATE = """
+UPDATE customers c SET given_name = v.given_name, family_name = v.family_name,
+    display_name = v.display_name, email = v.email, email_normalized = v.email_normalized,
+    phone = v.phone, survivorship = v.survivorship::jsonb, updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[])
+     AS v(id, given_name, family_name, display_name, email, email_normalized, phone,
+          survivorship)
+WHERE c.id = v.id
+  AND (c.given_name, c.family_name, c.display_name, c.email, c.email_normalized, c.phone)
+      IS DISTINCT FROM
+      (v.given_name, v.family_name, v.display_name, v.email, v.email_normalized, v.phone)
+RETURNING c.id
+"""
+
+
+async def refresh_golden_fields_many(
+    conn: AsyncConnection, customer_ids: Sequence[int]
+) -> set[int]:
+    """``refresh_golden_fields`` in two statements however many customers: the same
+    survivorship, one update for all of them. Returns the ids whose fields changed."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return set()
+    facts: dict[int, list[RecordFacts]] = defaultdict(list)
+    for r in await conn.execute(_GOLDEN_FACTS, {"ids": ids}):
+        a = r.attributes
+        facts[int(r.customer_id)].append(
+            RecordFacts(
+                source_record_id=int(r.id),
+                source=Source(r.source),
+                updated_at=r.updated_at,
+                given_name=a.get("given_name"),
+                family_name=a.get("family_name"),
+                display_name=a.get("display_name"),
+                email=a.get("email"),
+                email_key=r.email_key,
+                phone_key=r.phone_key,
+                email_verified=r.email_verified,
+                phone_verified=r.phone_verified,
+                deleted=r.deleted,
+            )
+        )
+    profiles = [(i, golden_profile(facts[i])) for i in ids]
+    columns: list[list[Any]] = [[] for _ in range(8)]
+    for i, p in profiles:
+        values = _golden_values(p)
+        row = (
+            i,
+            values["given_name"],
+            values["family_name"],
+            values["display_name"],
+            values["email"],
+            values["email_normalized"],
+            values["phone"],
+            _json(p.chosen_from),
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    db = await driver(conn)
+    return {int(r["id"]) for r in await db.fetch(_GOLDEN_UPDATE, *columns)}

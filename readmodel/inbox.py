@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.model import InboxStatus
+from readmodel.driver import driver
 from readmodel.tables import ingest_inbox
 
 
@@ -85,22 +87,38 @@ async def record(
     return None if inserted is None else int(inserted)
 
 
+_RECORD_MANY = """
+INSERT INTO ingest_inbox (source, event_id, event_type, status, reason, raw_body, headers,
+                          processed_at)
+SELECT v.source, v.event_id, v.event_type, v.status, v.reason, v.raw_body, v.headers::jsonb,
+       now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[],
+            $7::text[]) AS v(source, event_id, event_type, status, reason, raw_body, headers)
+ON CONFLICT (source, event_id) DO NOTHING
+RETURNING id, source, event_id
+"""
+
+
 async def record_many(
     conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
 ) -> dict[tuple[str, str], int]:
-    """Insert ``applied`` rows (source, event_id, event_type, raw_body, headers) in one
-    statement; return the ids of those that were new, by (source, event id)."""
+    """Insert ``applied`` rows (source, event_id, event_type, raw_body, headers; a row may
+    also carry ``status`` ``rejected`` and its ``reason``) in one statement; return the ids
+    of those that were new, by (source, event id)."""
     if not rows:
         return {}
-    result = await conn.execute(
-        pg_insert(ingest_inbox)
-        .values(
-            [{**r, "status": InboxStatus.APPLIED.value, "processed_at": func.now()} for r in rows]
-        )
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(ingest_inbox.c.id, ingest_inbox.c.source, ingest_inbox.c.event_id)
+    unique = rows
+    result = await (await driver(conn)).fetch(
+        _RECORD_MANY,
+        [r["source"] for r in unique],
+        [r["event_id"] for r in unique],
+        [r.get("event_type") for r in unique],
+        [r.get("status", InboxStatus.APPLIED.value) for r in unique],
+        [r.get("reason") for r in unique],
+        [bytes(r["raw_body"]) for r in unique],
+        [orjson.dumps(dict(r.get("headers") or {})).decode() for r in unique],
     )
-    return {(r.source, r.event_id): int(r.id) for r in result}
+    return {(r["source"], r["event_id"]): int(r["id"]) for r in result}
 
 
 async def set_status(

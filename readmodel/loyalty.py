@@ -62,6 +62,7 @@ async def append_entry(
     ).one()
     values: dict[str, object] = {
         "account_id": account_id,
+        "posted_account_id": account_id,
         "points": points,
         "kind": kind,
         "actor": actor,
@@ -121,13 +122,19 @@ async def ensure_account(
     program: str,
     source: str,
     external_id: str,
+    source_record_id: int | None = None,
 ) -> int:
-    """The id of the account (source, external_id), created for ``customer_id`` if new."""
+    """The id of the account (source, external_id), created for ``customer_id`` if new.
+    ``source_record_id``: the source record that brought it (a split moves it along)."""
     row = (
         await conn.execute(
             pg_insert(loyalty_accounts)
             .values(
-                customer_id=customer_id, program=program, source=source, external_id=external_id
+                customer_id=customer_id,
+                program=program,
+                source=source,
+                external_id=external_id,
+                source_record_id=source_record_id,
             )
             .on_conflict_do_nothing(index_elements=["source", "external_id"])
             .returning(loyalty_accounts.c.id)

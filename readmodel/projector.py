@@ -14,11 +14,11 @@ in the same state:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, exists, func, insert, select, text, update
+from sqlalchemy import Table, delete, exists, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -114,6 +114,8 @@ class Projector:
         # per-transaction caches; forgotten when a savepoint rolls back (``rolled_back``)
         self._stores: dict[tuple[str, str], int] = {}
         self._backlog_may_hold: bool | None = None
+        # records linked ahead by ``link_customers``: (record as linked, where it landed)
+        self._linked: dict[tuple[str, str], tuple[CustomerRecord, identity.Linked]] = {}
 
     def touch_customer(self, customer_id: int | None) -> None:
         """Recompute this customer's traits in ``finish``."""
@@ -132,6 +134,7 @@ class Projector:
         del self._changes[mark:]
         self._stores.clear()
         self._backlog_may_hold = None
+        self._linked.clear()
 
     async def apply(self, events: Sequence[DomainEvent]) -> None:
         for event in events:
@@ -147,6 +150,8 @@ class Projector:
         self._changes.clear()
 
     async def _apply_one(self, event: DomainEvent) -> None:
+        if isinstance(event, CustomerUpserted | CustomerDeleted | CustomersMerged):
+            self._linked.clear()  # identity moves: what was linked ahead may be stale
         match event:
             case OrderUpserted():
                 await self._order_upserted(event)
@@ -185,6 +190,20 @@ class Projector:
         self._stores[(ref.source.value, ref.external_id)] = store_id
         self._check_scope(store_id, ref)
         return store_id
+
+    async def prime_stores(self, refs: Iterable[StoreRef]) -> None:
+        """Read the ids of the known stores among ``refs`` in one query, so ``store_id``
+        answers them without SQL (unknown stores are still created there)."""
+        wanted = {(r.source.value, r.external_id) for r in refs} - self._stores.keys()
+        if not wanted:
+            return
+        rows = await self.conn.execute(
+            select(stores.c.source, stores.c.external_id, stores.c.id).where(
+                tuple_(stores.c.source, stores.c.external_id).in_(sorted(wanted))
+            )
+        )
+        for r in rows:
+            self._stores[(r.source, r.external_id)] = int(r.id)
 
     def _check_scope(self, store_id: int, ref: StoreRef) -> None:
         if self.store_scope is not None and store_id not in self.store_scope:
@@ -249,6 +268,24 @@ class Projector:
 
     # --- customers --------------------------------------------------------------------------
 
+    async def link_customers(self, refs: Iterable[CustomerRef | None]) -> None:
+        """Link the simple customer records among ``refs`` at once (``identity.link_records``:
+        repeat guests whose fields did not change, new people nobody else holds a key of);
+        ``customer`` then answers those without SQL and links the rest one by one.
+
+        Only for a batch that commits or rolls back as a whole: the links are written now,
+        whatever becomes of the events that carry them."""
+        records = [r.record for r in refs if r is not None and r.record is not None]
+        if not records:
+            return
+        linked = await identity.link_records(
+            self.conn, records, actor=self.actor, policy=self.policy
+        )
+        for record in records:
+            key = (record.source.value, record.external_id)
+            if key in linked:
+                self._linked[key] = (record, linked[key])
+
     async def customer(self, ref: CustomerRef | None) -> tuple[int | None, int | None]:
         """(golden customer id, source record id) for a reference, linking it if new.
 
@@ -256,6 +293,9 @@ class Projector:
         """
         if ref is None:
             return None, None
+        ahead = self._linked.get((ref.source.value, ref.external_id))
+        if ahead is not None and ref.record is not None and ahead[0] == ref.record:
+            return ahead[1].customer_id, ahead[1].source_record_id
         if ref.record is None:
             row = (
                 await self.conn.execute(
@@ -271,6 +311,8 @@ class Projector:
         linked = await identity.link_record(
             self.conn, record, actor=self.actor, policy=self.policy, changes=self._changes
         )
+        if linked.merged_customer_ids:
+            self._linked.clear()  # customers linked ahead may have merged away
         return linked.customer_id, linked.source_record_id
 
     async def _customer_upserted(self, event: CustomerUpserted) -> None:
@@ -622,7 +664,7 @@ class Projector:
         return None if found is None else int(found)
 
     async def _loyalty_account_linked(self, event: LoyaltyAccountLinked) -> None:
-        customer_id, _ = await self.customer(event.customer)
+        customer_id, record_id = await self.customer(event.customer)
         assert customer_id is not None
         account_id = await loyalty.ensure_account(
             self.conn,
@@ -630,12 +672,18 @@ class Projector:
             program=event.program,
             source=event.source.value,
             external_id=event.account_external_id,
+            source_record_id=record_id,
         )
         if event.customer.record is None:  # a real source customer: the account is theirs
             await self.conn.execute(
                 update(loyalty_accounts)
                 .where(loyalty_accounts.c.id == account_id)
-                .values(customer_id=customer_id, program=event.program, updated_at=func.now())
+                .values(
+                    customer_id=customer_id,
+                    program=event.program,
+                    source_record_id=record_id,
+                    updated_at=func.now(),
+                )
             )
 
     async def _loyalty_points_changed(self, event: LoyaltyPointsChanged) -> None:
@@ -643,7 +691,7 @@ class Projector:
             loyalty_accounts, event.source, event.account_external_id
         )
         if account_id is None:
-            customer_id, _ = await self.customer(event.customer)
+            customer_id, record_id = await self.customer(event.customer)
             assert customer_id is not None
             account_id = await loyalty.ensure_account(
                 self.conn,
@@ -651,6 +699,7 @@ class Projector:
                 program=event.program,
                 source=event.source.value,
                 external_id=event.account_external_id,
+                source_record_id=record_id,
             )
         order_id = await self._id_by_source_key(orders, event.source, event.order_external_id)
         try:
@@ -788,11 +837,16 @@ async def apply_events(
 
 async def store_currency(conn: AsyncConnection, source: Source, external_id: str) -> str | None:
     """The currency of a known store (Toast payloads do not carry one)."""
-    found = (
-        await conn.execute(
-            select(stores.c.currency)
-            .where(stores.c.source == source.value)
-            .where(stores.c.external_id == external_id)
-        )
-    ).scalar_one_or_none()
-    return None if found is None else str(found)
+    return (await store_currencies(conn, source, [external_id])).get(external_id)
+
+
+async def store_currencies(
+    conn: AsyncConnection, source: Source, external_ids: Iterable[str]
+) -> dict[str, str]:
+    """The currency of each known store among ``external_ids`` (unknown ones are absent)."""
+    rows = await conn.execute(
+        select(stores.c.external_id, stores.c.currency)
+        .where(stores.c.source == source.value)
+        .where(stores.c.external_id.in_(sorted(set(external_ids))))
+    )
+    return {r.external_id: str(r.currency) for r in rows if r.currency is not None}

@@ -367,6 +367,8 @@ loyalty_accounts = Table(
     Column("program", Text, nullable=False),
     _source(),
     Column("external_id", Text, nullable=False),
+    # the source record that brought the account (a split moves the account with it)
+    Column("source_record_id", BigInteger, ForeignKey("source_records.id", ondelete="SET NULL")),
     Column("balance", BigInteger, nullable=False, server_default="0"),
     Column("lifetime_points", BigInteger, nullable=False, server_default="0"),
     Column("tier", Text),
@@ -383,6 +385,9 @@ loyalty_ledger = Table(
     metadata,
     _pk(),
     Column("account_id", BigInteger, ForeignKey("loyalty_accounts.id"), nullable=False),
+    # the account the entry was posted to; a merge re-homes account_id, never this, so a
+    # split can give an account its own entries back
+    Column("posted_account_id", BigInteger, ForeignKey("loyalty_accounts.id")),
     Column("kind", Text, nullable=False),
     Column("points", BigInteger, nullable=False),
     Column("reason", Text),

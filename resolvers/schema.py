@@ -10,6 +10,7 @@ from resolvers.customers.mutations import CustomerMutations
 from resolvers.customers.queries import CustomerQueries
 from resolvers.descriptions import describe_fields
 from resolvers.errors import MaskUnexpectedErrors
+from resolvers.execution import LeanExecutor, mark_lean_fields
 from resolvers.identity.mutations import IdentityMutations
 from resolvers.interactions.mutations import InteractionMutations
 from resolvers.live.subscriptions import LiveSubscriptions
@@ -42,6 +43,7 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=LeanExecutor,
         extensions=[
             MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
@@ -49,6 +51,7 @@ def build_schema() -> strawberry.Schema:
         ],
     )
     describe_fields(built._schema)
+    mark_lean_fields(built._schema)
     return built
 
 

@@ -18,6 +18,7 @@ from readmodel.tables import (
     customers,
     interactions,
     loyalty_accounts,
+    loyalty_ledger,
     marketing_consents,
     orders,
     preferences,
@@ -48,14 +49,23 @@ async def source_record_id(engine: AsyncEngine, source: Source, external_id: str
         )
 
 
-async def give_points(engine: AsyncEngine, customer_id: int, external_id: str, points: int) -> int:
+async def give_points(
+    engine: AsyncEngine,
+    customer_id: int,
+    external_id: str,
+    points: int,
+    *,
+    record_id: int | None = None,
+    program: str = "Stamps",
+) -> int:
     async with engine.begin() as conn:
         account = await loyalty.ensure_account(
             conn,
             customer_id=customer_id,
-            program="Stamps",
+            program=program,
             source="SQUARE",
             external_id=external_id,
+            source_record_id=record_id,
         )
         await loyalty.append_entry(
             conn,
@@ -267,6 +277,59 @@ async def test_split_moves_what_came_from_the_named_records_and_never_remerges(
         assert (
             await identity.merge_customers(conn, customer, new, actor="t", force=True) == customer
         )
+
+
+async def test_split_moves_the_loyalty_accounts_the_named_records_brought(
+    engine: AsyncEngine,
+) -> None:
+    pos = record(Source.SQUARE, "sq-1", given_name="Dana", family_name="Ortiz", email="d@x.com")
+    crm = record(Source.HUBSPOT, "hs-1", given_name="Dana", family_name="Ortiz", email="d@y.com")
+    kept_customer = (await link(engine, pos)).customer_id
+    other = (await link(engine, crm)).customer_id
+    pos_id = await source_record_id(engine, Source.SQUARE, "sq-1")
+    crm_id = await source_record_id(engine, Source.HUBSPOT, "hs-1")
+    stamps = await give_points(engine, kept_customer, "la-1", 30, record_id=pos_id)
+    folded = await give_points(engine, other, "la-2", 12, record_id=crm_id)
+    wine = await give_points(engine, other, "la-3", 5, record_id=crm_id, program="Wine")
+    unattributed = await give_points(engine, other, "la-4", 7, program="Coffee")
+    async with engine.begin() as conn:
+        await identity.merge_customers(conn, kept_customer, other, actor="t")
+
+    async def balances() -> dict[int, tuple[int, int, int]]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(
+                    loyalty_accounts.c.id,
+                    loyalty_accounts.c.customer_id,
+                    loyalty_accounts.c.balance,
+                    loyalty_accounts.c.lifetime_points,
+                )
+            )
+            return {int(r.id): (r.customer_id, r.balance, r.lifetime_points) for r in rows}
+
+    merged = await balances()
+    assert merged[stamps] == (kept_customer, 42, 42)  # the merge folded la-2 into la-1
+    assert merged[folded] == (kept_customer, 0, 0)
+    async with engine.begin() as conn:
+        new = await identity.split_customer(
+            conn, kept_customer, [(Source.HUBSPOT, "hs-1")], actor="support:1"
+        )
+        ledger = await conn.execute(select(loyalty_ledger.c.account_id, loyalty_ledger.c.points))
+        entries = sorted((int(r.account_id), r.points) for r in ledger)
+        feed = await rows_after(conn, 0)
+    assert await balances() == {
+        stamps: (kept_customer, 30, 30),
+        folded: (new, 12, 12),
+        wine: (new, 5, 5),
+        unattributed: (kept_customer, 7, 7),  # no source record brought it: it stays
+    }
+    assert entries == sorted([(stamps, 30), (folded, 12), (wine, 5), (unattributed, 7)])
+    split_changes = {
+        (r.payload["account_id"], r.customer_id)
+        for r in feed
+        if r.topic == "loyalty.changed" and r.payload.get("reason") == "split"
+    }
+    assert split_changes == {(stamps, kept_customer), (folded, new)}
 
 
 async def test_split_errors_are_typed(engine: AsyncEngine) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Pure, well-kept libraries the domain may use: no I/O, no framework.
-DOMAIN_MAY_IMPORT = {"phonenumbers", "email_validator", "babel"}
+DOMAIN_MAY_IMPORT = {"phonenumbers", "email_validator", "babel", "rapidfuzz"}
 OUR_PACKAGES = {"api", "domain", "readmodel", "resolvers"}
 MAY_IMPORT = {
     "domain": {"domain"},

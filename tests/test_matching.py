@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,7 +20,7 @@ from domain.matching import (
     keys_of,
 )
 from domain.model import IdentifierKind, Source
-from domain.normalize import PersonName
+from domain.normalize import PersonName, email_secondary_key
 
 POLICY = MatchPolicy()
 DANA = PersonName.of("Dana", "Ortiz")
@@ -179,3 +181,110 @@ def test_a_record_without_a_full_name_borrows_the_name_of_the_customer_its_email
     decision = decide(record, [household, by_phone, by_email], POLICY, {})
     assert isinstance(decision, Merge)
     assert (decision.survivor, decision.others) == (1, (2,))
+
+
+def test_the_same_gmail_mailbox_links_a_record_missing_its_given_name() -> None:
+    garcia = Candidate(
+        6,
+        emails=frozenset({"jack.garcia@gmail.com"}),
+        email_secondaries=frozenset({"jackgarcia@gmail.com"}),
+        names=frozenset({PersonName.of("Jack", "Garcia")}),
+    )
+    record = keys(
+        email="jack.garcia+x@googlemail.com",
+        email_secondary="jackgarcia@gmail.com",
+        name=PersonName.of(None, "Garcia"),
+    )
+    one_holder = {(IdentifierKind.EMAIL_SECONDARY, "jackgarcia@gmail.com"): 1}
+    decision = decide(record, [garcia], POLICY, one_holder)
+    assert decision == LinkTo(
+        6,
+        Rule.SECONDARY_EMAIL_AND_FAMILY_NAME,
+        {"email_secondary": "jackgarcia@gmail.com", "name": "family"},
+    )
+    two_holders = {(IdentifierKind.EMAIL_SECONDARY, "jackgarcia@gmail.com"): 2}
+    assert isinstance(decide(record, [garcia], POLICY, two_holders), CreateNew)
+    stranger = replace(record, name=PersonName.of(None, "Smith"))
+    assert isinstance(decide(stranger, [garcia], POLICY, {}), CreateNew)
+
+
+def test_a_family_name_alone_does_not_link_by_phone() -> None:
+    """A household shares the phone and the family name: the given name must be there."""
+    noah = Candidate(
+        1, phones=frozenset({"+12065514951"}), names=frozenset({PersonName.of("Noah", "Larsen")})
+    )
+    record = keys(phone="+12065514951", name=PersonName.of(None, "Larsen"))
+    decision = decide(record, [noah], POLICY, {(IdentifierKind.PHONE, "+12065514951"): 1})
+    assert isinstance(decision, CreateNew)
+
+
+def test_a_family_name_match_links_but_never_merges() -> None:
+    by_email = Candidate(1, emails=frozenset({"ana@x.com"}))
+    by_mailbox = Candidate(
+        2,
+        email_secondaries=frozenset({"anacosta@gmail.com"}),
+        names=frozenset({PersonName.of("Ana", "Costa")}),
+    )
+    record = keys(
+        email="ana@x.com", email_secondary="anacosta@gmail.com", name=PersonName.of(None, "Costa")
+    )
+    decision = decide(record, [by_mailbox, by_email], POLICY, {})
+    assert isinstance(decision, LinkTo) and decision.customer_id == 1
+    assert decision.evidence["refused"] == [
+        {"customer_id": 2, "reason": "partial name beside another match"}
+    ]
+
+
+# --- arrival order ------------------------------------------------------------------------
+
+ORDER_EMAILS = [None, "dana.ortiz@gmail.com", "danaortiz+x@gmail.com", "dana@x.com", "sam@x.com"]
+ORDER_NAMES = [
+    PersonName.of("Dana", "Ortiz"),
+    PersonName.of("Dnaa", "Ortiz"),
+    PersonName.of(None, "Ortiz"),
+    PersonName.of("Sam", "Ortiz"),
+    PersonName.of("Dana", "Lee"),
+    PersonName(),
+]
+
+
+@st.composite
+def arriving(draw: st.DrawFn, external_id: str) -> RecordKeys:
+    email = draw(st.sampled_from(ORDER_EMAILS))
+    return RecordKeys(
+        source="SQUARE",
+        external_id=external_id,
+        email=email,
+        email_secondary=email_secondary_key(email) if email else None,
+        phone=draw(st.sampled_from([None, *PHONES])),
+        loyalty_id=draw(st.sampled_from([None, "LC1", "LC2"])),
+        name=draw(st.sampled_from(ORDER_NAMES)),
+    )
+
+
+def held(value: str | None) -> frozenset[str]:
+    return frozenset() if value is None else frozenset({value})
+
+
+def customer_of(record: RecordKeys, customer_id: int) -> Candidate:
+    """The customer ``record`` created when it arrived first (what the shell would load)."""
+    named = record.name.given is not None or record.name.family is not None
+    return Candidate(
+        customer_id,
+        emails=held(record.email),
+        email_secondaries=held(record.email_secondary),
+        phones=held(record.phone),
+        loyalty_ids=held(record.loyalty_id),
+        names=frozenset({record.name} if named else set()),
+    )
+
+
+def links(first: RecordKeys, second: RecordKeys) -> bool:
+    counts = {key: 1 for key in first.identifiers()}
+    decision = decide(second, [customer_of(first, 1)], POLICY, counts)
+    return isinstance(decision, LinkTo)
+
+
+@given(arriving("sq-1"), arriving("sq-2"))
+def test_two_records_link_whichever_arrives_first(a: RecordKeys, b: RecordKeys) -> None:
+    assert links(a, b) == links(b, a)

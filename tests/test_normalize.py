@@ -13,6 +13,7 @@ from domain.normalize import (
     is_blocked_phone,
     loyalty_key,
     names_agree,
+    names_partly_agree,
     phone_key,
 )
 
@@ -74,6 +75,25 @@ def test_names_agree_despite_accents_case_a_typo_or_an_initial() -> None:
     assert names_agree(PersonName.of("Al", "Li"), PersonName.of("Al", "Lu")) is False
 
 
+def test_one_edit_after_the_first_letter_is_a_typo_and_two_are_different_names() -> None:
+    assert names_agree(PersonName.of("Olga", "Kowalski"), PersonName.of("Olag", "Kowalski"))
+    assert names_agree(PersonName.of("Maria", "Silva"), PersonName.of("Mario", "Silva")) is True
+    assert names_agree(PersonName.of("Noah", "Kim"), PersonName.of("Nora", "Kim")) is False
+    assert names_agree(PersonName.of("Sofia", "Kim"), PersonName.of("Sophia", "Kim")) is False
+    assert names_agree(PersonName.of("Jsoé", "Nagy"), PersonName.of("Joaé", "Nagy")) is False
+
+
+def test_names_partly_agree_on_the_family_name_when_a_given_name_is_missing() -> None:
+    ortiz = PersonName.of(None, "Ortiz")
+    assert names_partly_agree(ortiz, PersonName.of("Dana", "Ortíz")) is True
+    assert names_partly_agree(ortiz, PersonName.of(None, "ortiz")) is True
+    assert names_partly_agree(ortiz, PersonName.of("Dana", "Smith")) is False
+    assert (
+        names_partly_agree(PersonName.of("Dana", "Ortiz"), PersonName.of("Dana", "Ortiz")) is False
+    )
+    assert names_partly_agree(PersonName.of("Dana", None), PersonName.of("Dana", "Ortiz")) is False
+
+
 emails = st.emails() | st.text(max_size=30)
 phones = st.text(alphabet="0123456789 +-().", max_size=20)
 
@@ -111,3 +131,6 @@ def test_names_agree_is_symmetric(
 ) -> None:
     a, b = PersonName.of(g1, f1), PersonName.of(g2, f2)
     assert names_agree(a, b) == names_agree(b, a)
+    assert names_partly_agree(a, b) == names_partly_agree(b, a)
+    if names_partly_agree(a, b):
+        assert names_agree(a, b) is None
