@@ -281,6 +281,7 @@ async def _map_batches(
                     batch.append(await delivery_for(conn, kind, value, currencies=currencies))
                 last = row
                 if len(batch) >= size:
+                    await conn.rollback()  # no read transaction held open between batches
                     await out.put(_Batch(batch, last[0], last[1]))
                     batch = []
                 elif number % _YIELD_EVERY == 0:
