@@ -12,6 +12,9 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import importer
+from domain.events import StoreRef, StoreUpserted
+from domain.model import Source
+from readmodel.projector import apply_events
 from readmodel.tables import (
     change_feed,
     customer_traits,
@@ -23,7 +26,7 @@ from readmodel.tables import (
     orders,
     source_records,
 )
-from tests.ingest_support import square_order
+from tests.ingest_support import square_order, toast_order_event
 
 
 def order_rows(n: int, *, prefix: str = "BF", customers_every: int = 1) -> list[dict[str, Any]]:
@@ -187,3 +190,31 @@ async def test_an_older_version_in_a_later_file_only_adds_its_status_to_the_hist
     assert after == before
     assert {(r.status, r.source_version) for r in after} == {("COMPLETED", 5)}
     assert dict(history) == {"COMPLETED": 5, "READY": 5}
+
+
+async def test_toast_rows_take_their_stores_currency_and_one_guest_is_one_customer(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    yen, dollars = "rest-tokyo", "rest-unknown"
+    async with engine.begin() as conn:
+        await apply_events(
+            conn, [StoreUpserted(StoreRef(Source.TOAST, yen, currency="JPY"))], actor="test"
+        )
+    rows = []
+    for i, (restaurant, price) in enumerate([(yen, 1200), (dollars, 29.0)] * 3):
+        order = toast_order_event(f"T{i}", restaurant=restaurant, price=price, tax=0, tip=0)
+        rows.append({**order["details"]["order"], "restaurantGuid": restaurant})
+    path = tmp_path / "toast.ndjson"
+    path.write_bytes(importer.ndjson(rows))
+    summary = await importer.run_import(engine, path, "toast-orders", batch_size=4)
+    assert (summary.applied, summary.rejected) == (6, 0)
+    async with engine.connect() as conn:
+        stored = {
+            (r.currency, r.total_amount, r.customer_id)
+            for r in await conn.execute(
+                select(orders.c.currency, orders.c.total_amount, orders.c.customer_id)
+            )
+        }
+    assert {(currency, total) for currency, total, _ in stored} == {("JPY", 1200), ("USD", 2900)}
+    assert len({customer for *_, customer in stored}) == 1
+    assert await count_rows(engine, customers) == 1
