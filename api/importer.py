@@ -240,8 +240,9 @@ class _Batch:
     last_offset: int
 
 
-# rows mapped between two chances for the writer to run (see ``_map_batches``)
-_YIELD_EVERY = 64
+# rows mapped between two chances for the writer to run (see ``_map_batches``): often, since
+# every statement of the writer waits for the mapper to give way before it goes on
+_YIELD_EVERY = 8
 
 
 async def _map_batches(
