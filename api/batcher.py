@@ -27,6 +27,11 @@ from domain.matching import MatchPolicy
 log = logging.getLogger("guestgraph.batcher")
 
 
+class IngestionFailed(Exception):
+    """The delivery could not be committed (e.g. the database timed out): nothing was kept,
+    the sender should retry."""
+
+
 @dataclass
 class _Job:
     deliveries: Sequence[Received]
@@ -160,4 +165,4 @@ class DeliveryBatcher:
     def _fail(job: _Job) -> None:
         if not job.done.done():
             log.exception("delivery failed")
-            job.done.set_exception(RuntimeError("ingestion failed; the source will retry"))
+            job.done.set_exception(IngestionFailed("ingestion failed; the source will retry"))

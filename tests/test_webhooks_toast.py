@@ -207,3 +207,29 @@ async def _someone_waits_on_a_lock(engine: AsyncEngine) -> bool:
             )
         )
     return bool(waiting)
+
+
+async def test_a_delivery_the_database_times_out_on_is_refused_for_retry_not_rejected(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    from sqlalchemy import text
+
+    from readmodel.tables import stores
+
+    await make_store(engine, source=Source.TOAST, external_id="rest-busy")
+    body = dumps(toast_order_event("order-late", restaurant="rest-busy", event_guid="evt-late"))
+    async with app_client(configured(settings, statement_timeout_ms=300)) as client:
+        async with engine.connect() as holder:
+            await holder.execute(
+                select(stores.c.id).where(stores.c.external_id == "rest-busy").with_for_update()
+            )
+            refused = await post_toast(client, body)
+            await holder.execute(text("COMMIT"))
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "5"
+        assert refused.json()["error"]["code"] == "ingestion_unavailable"
+        async with engine.connect() as conn:
+            kept = await conn.scalar(select(func.count()).select_from(ingest_inbox))
+        assert kept == 0  # nothing half-written, nothing dead-lettered
+        retried = await post_toast(client, body)
+    assert retried.status_code == 200 and retried.json()["status"] == "applied"
