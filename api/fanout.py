@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +20,18 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLUnionType,
+    InlineFragmentNode,
     NullValueNode,
     OperationDefinitionNode,
     OperationType,
+    SelectionNode,
+    ValueNode,
     VariableNode,
+    get_named_type,
     parse,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,6 +42,7 @@ from domain.viewer import Viewer
 from readmodel.hub import Hub
 from readmodel.relay import ChangeNotifier, Relay
 from resolvers.context import Context
+from resolvers.live.stream import LiveContext, parse_cursor
 
 log = logging.getLogger("guestgraph.fanout")
 
@@ -70,11 +80,18 @@ async def start_live_fanout(settings: Settings, engine: AsyncEngine, database_ur
 #
 # A straightforward subscription re-executes its selection for every subscriber (~280 µs of
 # CPU each on this machine), so one event to 2,000 sockets took ~0.6 s to reach the last.
-# Live subscriptions *without* ``after`` that send the same document and variables, for
-# viewers who see the same rows, are identical streams: the first one starts a ``Group``
-# that executes the subscription once; every member gets the same encoded payload and only
+# Live subscriptions that send the same document and variables, for viewers who see the
+# same rows, are identical streams: the first one starts a ``Group`` that executes the
+# subscription once (without ``after``); every member gets the same encoded payload and only
 # its own id is spliced into the frame. A member with a full queue is cut off alone.
-# Subscriptions with ``after`` replay a private history first and run individually.
+#
+# A subscription with ``after`` joins the group of the same document with ``after: null``
+# and replays its own history first: it joins (its queue starts collecting the group's
+# frames), waits until the group follows the hub, replays ``after < seq <= newest`` with a
+# replay-only execution of its own document, then passes on the group's frames with a cursor
+# above the last one it replayed (and above ``after``). Every row is thus replayed or live
+# (or both, and then dropped once by cursor), as in ``resolvers.live.stream``; this needs
+# every event of the document to select ``cursor`` (otherwise it runs individually).
 
 GROUPABLE_FIELDS = frozenset({"orderStatusChanged", "customerActivity"})
 TOO_SLOW = "subscriber too slow"
@@ -88,34 +105,99 @@ def _parsed(query: str) -> DocumentNode | None:
         return None
 
 
-def _after_is_unset(field: FieldNode, variables: dict[str, Any]) -> bool:
+@dataclass(frozen=True)
+class SharedPlan:
+    """How a subscription joins a group: the group runs ``live_variables`` (``after``
+    null); a member with ``after`` replays from it first."""
+
+    live_variables: dict[str, Any]
+    after: str | None = None
+
+
+def _after_argument(field: FieldNode) -> ValueNode | None:
     for argument in field.arguments or ():
-        if argument.name.value != "after":
-            continue
-        value = argument.value
-        if isinstance(value, NullValueNode):
-            return True
-        if isinstance(value, VariableNode):
-            return variables.get(value.name.value) is None
+        if argument.name.value == "after":
+            return argument.value
+    return None
+
+
+def _cursor_in(selections: Sequence[SelectionNode], type_name: str) -> bool:
+    """Does this selection give every event of type ``type_name`` a ``cursor`` key?"""
+    for node in selections:
+        if isinstance(node, FieldNode):
+            alias = node.alias.value if node.alias else None
+            if node.name.value == "cursor" and alias in (None, "cursor"):
+                return True
+        elif isinstance(node, InlineFragmentNode):
+            condition = node.type_condition
+            matches = condition is None or condition.name.value == type_name
+            if matches and _cursor_in(node.selection_set.selections, type_name):
+                return True
+    return False
+
+
+def _every_event_has_a_cursor(schema: GraphQLSchema, field: FieldNode) -> bool:
+    subscription = schema.subscription_type
+    definition = subscription.fields.get(field.name.value) if subscription else None
+    if definition is None or field.selection_set is None:
         return False
-    return True
+    event_type = get_named_type(definition.type)
+    if isinstance(event_type, GraphQLObjectType):
+        types: Sequence[GraphQLObjectType] = [event_type]
+    elif isinstance(event_type, GraphQLUnionType | GraphQLInterfaceType):
+        types = schema.get_possible_types(event_type)
+    else:
+        return False
+    selections = field.selection_set.selections
+    return all(_cursor_in(selections, t.name) for t in types)
 
 
-def is_groupable(query: str, variables: dict[str, Any], operation_name: str | None) -> bool:
-    """A single live subscription field, no ``after``: its stream is the same for everyone."""
+def shared_plan(
+    schema: GraphQLSchema, query: str, variables: dict[str, Any], operation_name: str | None
+) -> SharedPlan | None:
+    """The plan for a single live subscription field whose stream can be shared, else None.
+
+    Without ``after`` the stream is the same for everyone; with ``after`` given as a
+    variable holding a well-formed cursor it can be, after a private replay, if every event
+    selects ``cursor``. Anything else (and every error case) runs individually."""
     document = _parsed(query)
     if document is None:
-        return False
+        return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
     if len(operations) != 1 or operations[0].operation is not OperationType.SUBSCRIPTION:
-        return False
+        return None
     selections = operations[0].selection_set.selections
     if len(selections) != 1 or not isinstance(selections[0], FieldNode):
-        return False
+        return None
     field = selections[0]
-    return field.name.value in GROUPABLE_FIELDS and _after_is_unset(field, variables)
+    if field.name.value not in GROUPABLE_FIELDS:
+        return None
+    after = _after_argument(field)
+    if after is None or isinstance(after, NullValueNode):
+        return SharedPlan(variables)
+    if not isinstance(after, VariableNode):
+        return None
+    name = after.name.value
+    definitions = operations[0].variable_definitions or ()
+    if any(d.variable.name.value == name and d.default_value for d in definitions):
+        return None  # an omitted `after` would not mean "live only"
+    value = variables.get(name)
+    if value is None:  # omitted or null: one group with the resuming ones
+        return SharedPlan({**variables, name: None})
+    if not isinstance(value, str) or _cursor_value(value) is None:
+        return None  # a bad cursor: the individual path reports it
+    if not _every_event_has_a_cursor(schema, field):
+        return None
+    return SharedPlan({**variables, name: None}, after=value)
+
+
+def _cursor_value(after: str) -> int | None:
+    try:
+        return parse_cursor(after)
+    except GraphQLError:
+        return None
 
 
 def _cursor_of(data: dict[str, Any] | None) -> str | None:
@@ -138,9 +220,20 @@ Frame = tuple[str, str, str | None]
 
 
 @dataclass(eq=False)
+class Group:
+    key: tuple[object, ...]
+    members: set[Member] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+    executions: int = 0
+    live: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the group's execution follows the hub (or has ended)."""
+
+
+@dataclass(eq=False)
 class Member:
     queue: asyncio.Queue[Frame]
     queue_size: int
+    group: Group
     overflowed: bool = False
 
     def offer(self, frame: Frame) -> None:
@@ -153,12 +246,24 @@ class Member:
         self.queue.put_nowait(frame)
 
 
-@dataclass(eq=False)
-class Group:
-    key: tuple[object, ...]
-    members: set[Member] = field(default_factory=set)
-    task: asyncio.Task[None] | None = None
-    executions: int = 0
+def _encoded(result: Any) -> str:
+    payload: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [e.formatted for e in result.errors]
+    return orjson.dumps(payload).decode()
+
+
+def _live_context(context: Context, **live: Any) -> LiveContext:
+    copy = LiveContext(
+        engine=context.engine,
+        hub=context.hub,
+        request=context.request,
+        viewer=context.viewer,
+        read_engine=context.read_engine,
+        **live,
+    )
+    copy.__dict__["locale"] = context.locale  # a cached_property
+    return copy
 
 
 class SharedSubscriptions:
@@ -170,17 +275,24 @@ class SharedSubscriptions:
         self._groups: dict[tuple[object, ...], Group] = {}
 
     @property
+    def graphql_schema(self) -> GraphQLSchema:
+        schema: GraphQLSchema = self._schema._schema
+        return schema
+
+    @property
     def group_count(self) -> int:
         return len(self._groups)
 
+    def plan(
+        self, query: str, variables: dict[str, Any], operation_name: str | None
+    ) -> SharedPlan | None:
+        return shared_plan(self.graphql_schema, query, variables, operation_name)
+
     def join(
-        self,
-        query: str,
-        variables: dict[str, Any],
-        operation_name: str | None,
-        context: Context,
+        self, plan: SharedPlan, query: str, operation_name: str | None, context: Context
     ) -> Member:
         """Become a member of the group for this stream (starting it if needed)."""
+        variables = plan.live_variables
         key = (
             query,
             operation_name,
@@ -192,23 +304,57 @@ class SharedSubscriptions:
         if group is None:
             group = Group(key)
             self._groups[key] = group
-            group_context = Context(engine=context.engine, hub=context.hub, viewer=context.viewer)
-            group_context.__dict__["locale"] = context.locale  # a cached_property
+            group_context = _live_context(context, live_started=group.live)
+            group_context.request = None  # the group belongs to no one connection
             group.task = asyncio.create_task(
                 self._run(group, query, variables, operation_name, group_context)
             )
-        member = Member(asyncio.Queue(maxsize=self._queue_size + 2), self._queue_size)
+        member = Member(asyncio.Queue(maxsize=self._queue_size + 2), self._queue_size, group)
         group.members.add(member)
         return member
 
     def leave(self, member: Member) -> None:
-        for key, group in list(self._groups.items()):
-            if member in group.members:
-                group.members.discard(member)
-                if not group.members:
-                    del self._groups[key]
-                    if group.task is not None:
-                        group.task.cancel()
+        group = member.group
+        group.members.discard(member)
+        if not group.members and self._groups.get(group.key) is group:
+            del self._groups[group.key]
+            if group.task is not None:
+                group.task.cancel()
+
+    async def replay(
+        self,
+        member: Member,
+        plan: SharedPlan,
+        query: str,
+        variables: dict[str, Any],
+        operation_name: str | None,
+        context: Context,
+    ) -> AsyncIterator[Frame]:
+        """A member's own history after ``plan.after``, once its group follows the hub:
+        "next" frames (then "complete" if one carried errors, as an individual execution
+        would end). Afterwards the member passes on the group's frames whose cursor is above
+        both ``plan.after`` and the last replayed cursor."""
+        await member.group.live.wait()
+        if plan.after is None:
+            return
+        stream = await self._schema.subscribe(
+            query,
+            variable_values=variables,
+            context_value=_live_context(context, replay_only=True),
+            operation_name=operation_name,
+        )
+        async for result in stream:
+            if isinstance(result, PreExecutionError):
+                yield (
+                    "error",
+                    orjson.dumps([e.formatted for e in result.errors or []]).decode(),
+                    None,
+                )
+                return
+            cursor = _cursor_of(result.data)
+            yield ("next", _encoded(result), cursor)
+            if result.errors:
+                yield ("complete", "", None)
                 return
 
     async def _run(
@@ -238,10 +384,7 @@ class SharedSubscriptions:
                         member.overflowed = True
                     return
                 group.executions += 1
-                payload: dict[str, Any] = {"data": result.data}
-                if result.errors:
-                    payload["errors"] = [e.formatted for e in result.errors]
-                frame: Frame = ("next", orjson.dumps(payload).decode(), _cursor_of(result.data))
+                frame: Frame = ("next", _encoded(result), _cursor_of(result.data))
                 for member in list(group.members):
                     member.offer(frame)
         except asyncio.CancelledError:
@@ -249,6 +392,7 @@ class SharedSubscriptions:
         except Exception:
             log.exception("shared subscription failed")
         finally:
+            group.live.set()  # members waiting for it find the end in their queues
             if self._groups.get(group.key) is group:
                 del self._groups[group.key]
             for member in list(group.members):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
@@ -32,10 +33,11 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import CompleteMessage, ErrorMessage
 from strawberry.types.unset import UNSET, UnsetType
 
 from api import auth
-from api.fanout import Member, SharedSubscriptions, is_groupable
+from api.fanout import SharedPlan, SharedSubscriptions
 from api.graphql_http import StrictTransportWSHandler
 from api.settings import Settings
 from domain.viewer import Viewer
@@ -73,6 +75,99 @@ def origin_allowed(origin: str, settings: Settings) -> bool:
     return "*" in allowed or origin.rstrip("/") in allowed
 
 
+async def _send_text(adapter: Any, text: str) -> None:
+    """Send a pre-encoded frame on strawberry's websocket adapter."""
+    websocket: WebSocket = adapter.ws
+    try:
+        await websocket.send_text(text)
+    except WebSocketDisconnect as exc:
+        raise WebSocketDisconnected from exc
+
+
+class SharedStream:
+    """One operation's part in a shared group (api.fanout), for either protocol: its own
+    replay first (with ``after``), then the group's frames with this operation's id spliced
+    in; a member that fell behind closes the socket with 4499 and its resume cursor."""
+
+    def __init__(
+        self,
+        shared: SharedSubscriptions,
+        plan: SharedPlan,
+        query: str,
+        variables: dict[str, Any],
+        operation_name: str | None,
+        context: Context,
+    ) -> None:
+        self.shared = shared
+        self.plan = plan
+        self.query = query
+        self.variables = variables
+        self.operation_name = operation_name
+        self.context = context
+
+    async def relay(
+        self,
+        operation_id: str,
+        next_type: str,
+        *,
+        send_text: Callable[[str], Awaitable[None]],
+        send_errors: Callable[[list[dict[str, Any]]], Awaitable[None]],
+        send_complete: Callable[[], Awaitable[None]],
+        close: Callable[..., Awaitable[None]],
+    ) -> None:
+        shared = self.shared
+        member = shared.join(self.plan, self.query, self.operation_name, self.context)
+        prefix = '{"id":' + orjson.dumps(operation_id).decode() + ',"type":"' + next_type + '"'
+        prefix += ',"payload":'
+        last_cursor = self.plan.after or "none"
+        floor = -1 if self.plan.after is None else int(self.plan.after)
+        try:
+            replay = shared.replay(
+                member,
+                self.plan,
+                self.query,
+                self.variables,
+                self.operation_name,
+                self.context,
+            )
+            async for kind, body, cursor in replay:
+                if kind != "next":
+                    return await self._end(kind, body, send_errors, send_complete)
+                await send_text(prefix + body + "}")
+                if cursor is not None:
+                    last_cursor = cursor
+                    floor = max(floor, int(cursor))
+            while True:
+                kind, body, cursor = await member.queue.get()
+                if kind == "next":
+                    if cursor is not None and int(cursor) <= floor:
+                        continue  # already replayed
+                    await send_text(prefix + body + "}")
+                    last_cursor = cursor or last_cursor
+                    continue
+                if member.overflowed:
+                    reason = f"subscriber too slow; resubscribe with after: {last_cursor}"
+                    await close(code=SLOW_SUBSCRIBER_CLOSE_CODE, reason=reason)
+                    return None
+                return await self._end(kind, body, send_errors, send_complete)
+        except WebSocketDisconnected:
+            return None
+        finally:
+            shared.leave(member)
+
+    @staticmethod
+    async def _end(
+        kind: str,
+        body: str,
+        send_errors: Callable[[list[dict[str, Any]]], Awaitable[None]],
+        send_complete: Callable[[], Awaitable[None]],
+    ) -> None:
+        if kind == "error":
+            await send_errors(orjson.loads(body))
+        else:
+            await send_complete()
+
+
 class _TransportWSHandler(StrictTransportWSHandler):  # auth: non-object frames close 4400
     """graphql-transport-ws, plus server pings after the connection is acknowledged."""
 
@@ -91,7 +186,7 @@ class _TransportWSHandler(StrictTransportWSHandler):  # auth: non-object frames 
                 await self.send_message({"type": "ping"})
 
     async def handle_subscribe(self, message: Any) -> None:
-        """Live subscriptions without ``after`` share one execution (api.fanout)."""
+        """Live subscriptions share one execution per group (api.fanout)."""
         payload = message.get("payload")
         if (
             not self.connection_acknowledged
@@ -106,54 +201,40 @@ class _TransportWSHandler(StrictTransportWSHandler):  # auth: non-object frames 
             return await super().handle_subscribe(message)
         variables = payload.get("variables") or {}
         operation_name = payload.get("operationName")
-        if not isinstance(variables, dict) or not is_groupable(
-            payload["query"], variables, operation_name
-        ):
-            return await super().handle_subscribe(message)
         shared: SharedSubscriptions = self.view.shared  # type: ignore[attr-defined]
-        member = shared.join(payload["query"], variables, operation_name, self.context)
+        plan = (
+            shared.plan(payload["query"], variables, operation_name)
+            if isinstance(variables, dict)
+            else None
+        )
+        if plan is None:
+            return await super().handle_subscribe(message)
         operation: Operation[Context, None] = Operation(
             self, message["id"], payload["query"], variables, operation_name
         )
-        operation.task = asyncio.create_task(self._relay_shared(operation, shared, member))
+        stream = SharedStream(
+            shared, plan, payload["query"], variables, operation_name, self.context
+        )
+
+        async def send_errors(errors: list[dict[str, Any]]) -> None:
+            await operation.send_initial_errors([GraphQLError(e["message"]) for e in errors])
+
+        async def send_complete() -> None:
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+        operation.task = asyncio.create_task(
+            stream.relay(
+                operation.id,
+                "next",
+                send_text=lambda text: _send_text(self.websocket, text),
+                send_errors=send_errors,
+                send_complete=send_complete,
+                close=self.websocket.close,
+            )
+        )
         operation.task.add_done_callback(self._task_done)
         self.operations[message["id"]] = operation
         return None
-
-    async def _relay_shared(
-        self, operation: Operation[Context, None], shared: SharedSubscriptions, member: Member
-    ) -> None:
-        """Send the group's frames to this socket, with this operation's id spliced in."""
-        prefix = '{"id":' + orjson.dumps(operation.id).decode() + ',"type":'
-        last_cursor = "none"
-        try:
-            while True:
-                kind, body, cursor = await member.queue.get()
-                if kind == "next":
-                    await self._send_raw(prefix + '"next","payload":' + body + "}")
-                    last_cursor = cursor or last_cursor
-                    continue
-                if member.overflowed:
-                    reason = f"subscriber too slow; resubscribe with after: {last_cursor}"
-                    await self.websocket.close(code=SLOW_SUBSCRIBER_CLOSE_CODE, reason=reason)
-                    return
-                if kind == "error":
-                    errors = [GraphQLError(e["message"]) for e in orjson.loads(body)]
-                    await operation.send_initial_errors(errors)
-                    return
-                await operation.send_operation_message({"id": operation.id, "type": "complete"})
-                return
-        except WebSocketDisconnected:
-            return
-        finally:
-            shared.leave(member)
-
-    async def _send_raw(self, text: str) -> None:
-        websocket: WebSocket = self.websocket.ws  # type: ignore[attr-defined]
-        try:
-            await websocket.send_text(text)
-        except WebSocketDisconnect as exc:
-            raise WebSocketDisconnected from exc
 
     async def shutdown(self) -> None:
         if self._pinger is not None:
@@ -164,9 +245,54 @@ class _TransportWSHandler(StrictTransportWSHandler):  # auth: non-object frames 
 
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """Legacy graphql-ws, plus the init timeout it lacks (close 4408, as the new protocol)."""
+    """Legacy graphql-ws, plus the init timeout it lacks (close 4408, as the new protocol)
+    and shared execution of live subscriptions (api.fanout)."""
 
     init_timeout_s: float = 10.0
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        shared: SharedSubscriptions = self.view.shared  # type: ignore[attr-defined]
+        plan = (
+            shared.plan(query, variables or {}, operation_name)
+            if isinstance(variables, dict | None) and isinstance(query, str)
+            else None
+        )
+        if plan is None:
+            return await super().handle_async_results(
+                operation_id, query, operation_name, variables
+            )
+        stream = SharedStream(shared, plan, query, variables or {}, operation_name, self.context)
+
+        async def send_errors(errors: list[dict[str, Any]]) -> None:
+            # as strawberry's legacy handler: the first error as the payload
+            await self.send_message(
+                ErrorMessage(type="error", id=operation_id, payload=cast(Any, errors[0]))
+            )
+
+        async def send_complete() -> None:
+            await self.send_message(CompleteMessage(type="complete", id=operation_id))
+
+        try:
+            await stream.relay(
+                operation_id,
+                "data",
+                send_text=lambda text: _send_text(self.websocket, text),
+                send_errors=send_errors,
+                send_complete=send_complete,
+                close=self.websocket.close,
+            )
+        except asyncio.CancelledError:  # stopped by the client
+            with contextlib.suppress(Exception):
+                await self.send_message(CompleteMessage(type="complete", id=operation_id))
+        finally:
+            self.subscriptions.pop(operation_id, None)
+            self.tasks.pop(operation_id, None)
 
     async def handle(self) -> None:
         watchdog = asyncio.create_task(self._close_if_not_initialised())

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -117,6 +118,11 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
         for i, (url, doc, variables, key) in enumerate(spec["subscriptions"])
     ]
     await all_ready.wait()
+    # a measuring tool, short-lived: collector pauses (tens of ms with 100k arrivals kept)
+    # would be counted as delivery latency
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     print("READY", flush=True)
     # run until told to stop (a line on stdin), then report
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -237,6 +243,8 @@ async def _run(
                 raise RuntimeError(f"client failed: {line!r}")
         await asyncio.sleep(1.0)  # the last subscribe frames are being registered
         memory_after = _rss_mb(processes)
+        gc.collect()
+        gc.freeze()  # the set-up's objects: no collector pass over them while producing
 
         produced: Counter[str] = Counter()
         began: dict[int, float] = {}

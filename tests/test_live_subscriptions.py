@@ -240,3 +240,93 @@ async def test_following_a_merged_away_customer_follows_the_person(
     await watcher.stop()
     assert events[0]["__typename"] == "OrderStatusEvent"
     assert events[0]["status"] == "READY"
+
+
+def shared_groups(apps: list[Any]) -> Any:
+    view = next(r.app for r in apps[0].routes if isinstance(r, WebSocketRoute))
+    return view.shared  # the WS /graphql view's groups
+
+
+async def test_subscriptions_with_after_replay_their_own_history_then_share_the_live_one(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    store = await make_store(engine)
+    order = await make_order(engine, store_id=store, status=OrderStatus.PLACED)
+    first = await change_status(engine, order, OrderStatus.ACCEPTED)
+    second = await change_status(engine, order, OrderStatus.PREPARING)
+    apps: list[Any] = []
+    async with running_server(settings, apps) as url:
+        variables: dict[str, Any] = {"orderId": order_gid(order)}
+        live_only = Watcher(url, ORDER_STATUS, variables)
+        from_first = Watcher(url, ORDER_STATUS, {**variables, "after": str(first)})
+        from_second = Watcher(url, ORDER_STATUS, {**variables, "after": str(second)})
+        assert [e["status"] for e in await from_first.wait_for(1)] == ["PREPARING"]
+        for w in (live_only, from_second):
+            await w.subscribed.wait()
+        shared = shared_groups(apps)
+        assert shared.group_count == 1
+        later = [
+            await change_status(engine, order, status)
+            for status in (OrderStatus.READY, OrderStatus.COMPLETED)
+        ]
+        await from_first.wait_for(3)
+        await live_only.wait_for(2)
+        await from_second.wait_for(2)
+        await asyncio.sleep(0.3)
+        executions = [g.executions for g in shared._groups.values()]
+        for w in (live_only, from_first, from_second):
+            await w.stop()
+    assert [int(e["cursor"]) for e in from_first.events] == [second, *later]
+    assert [int(e["cursor"]) for e in from_second.events] == later
+    assert [int(e["cursor"]) for e in live_only.events] == later
+    assert executions == [2]  # the live events ran once for all three
+
+
+async def test_legacy_graphql_ws_subscriptions_share_the_same_execution(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    store = await make_store(engine)
+    order = await make_order(engine, store_id=store, status=OrderStatus.PLACED)
+    apps: list[Any] = []
+    async with running_server(settings, apps) as url:
+        same = {"storeId": store_gid(store)}
+        legacy = [Watcher(url, ORDER_STATUS, same, protocol="graphql-ws") for _ in range(2)]
+        current = Watcher(url, ORDER_STATUS, same)
+        for w in [*legacy, current]:
+            await w.subscribed.wait()
+        shared = shared_groups(apps)
+        assert shared.group_count == 1
+        for status in (OrderStatus.ACCEPTED, OrderStatus.READY):
+            await change_status(engine, order, status)
+        streams = [await w.wait_for(2) for w in [*legacy, current]]
+        executions = [g.executions for g in shared._groups.values()]
+        for w in [*legacy, current]:
+            await w.stop()
+    assert all(s == streams[0] for s in streams)
+    assert [e["status"] for e in streams[0]] == ["ACCEPTED", "READY"]
+    assert executions == [2]
+
+
+async def test_resuming_a_document_that_does_not_select_the_cursor_runs_on_its_own(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    store = await make_store(engine)
+    order = await make_order(engine, store_id=store, status=OrderStatus.PLACED)
+    first = await change_status(engine, order, OrderStatus.ACCEPTED)
+    await change_status(engine, order, OrderStatus.PREPARING)
+    document = """
+    subscription Watch($orderId: ID, $after: String) {
+      orderStatusChanged(orderId: $orderId, after: $after) { status }
+    }
+    """
+    apps: list[Any] = []
+    async with running_server(settings, apps) as url:
+        watcher = Watcher(url, document, {"orderId": order_gid(order), "after": str(first)})
+        assert await watcher.wait_for(1) == [{"status": "PREPARING"}]
+        group_count = shared_groups(apps).group_count
+        await change_status(engine, order, OrderStatus.READY)
+        events = await watcher.wait_for(2)
+        await asyncio.sleep(0.3)
+        await watcher.stop()
+    assert group_count == 0  # without cursors the seam could not be found in shared frames
+    assert events == [{"status": "PREPARING"}, {"status": "READY"}]

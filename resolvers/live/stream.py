@@ -9,8 +9,10 @@ never twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from graphql import GraphQLError
 from starlette.websockets import WebSocket, WebSocketState
@@ -23,6 +25,18 @@ log = logging.getLogger("guestgraph.live")
 
 SLOW_SUBSCRIBER_CLOSE_CODE = 4499
 """Close code for a subscriber cut off because it could not keep up (reason names the cursor)."""
+
+
+@dataclass
+class LiveContext(Context):
+    """A context for shared subscription executions (``api.fanout``).
+
+    ``live_started`` is set once the live stream follows the hub; ``replay_only`` makes a
+    stream with ``after`` end after its replay (its live part comes from a shared group).
+    """
+
+    live_started: asyncio.Event | None = None
+    replay_only: bool = False
 
 
 def parse_cursor(after: str | None) -> int | None:
@@ -40,8 +54,11 @@ async def live_rows(
 ) -> AsyncIterator[FeedRow]:
     """Rows for ``interest``: the ones after ``after`` first (if given), then live ones."""
     after_seq = parse_cursor(after)
+    live = not (isinstance(context, LiveContext) and context.replay_only)
     hub = context.hub
-    sub = hub.subscribe(interest)
+    sub = hub.subscribe(interest) if live else None
+    if isinstance(context, LiveContext) and context.live_started is not None:
+        context.live_started.set()
     last_sent = after_seq
     try:
         replayed_upto: int | None = None
@@ -54,6 +71,8 @@ async def live_rows(
                 _fresh_loaders(context)
                 yield row
             replayed_upto = upto
+        if sub is None:
+            return
         async for row in sub.rows():
             if replayed_upto is not None and row.seq <= replayed_upto:
                 continue
@@ -63,7 +82,8 @@ async def live_rows(
     except SubscriberTooSlow:
         await _close_slow(context, last_sent)
     finally:
-        hub.unsubscribe(sub)
+        if sub is not None:
+            hub.unsubscribe(sub)
 
 
 def _fresh_loaders(context: Context) -> None:
