@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, exists, func, insert, select, text, update
+from sqlalchemy import Table, delete, exists, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -190,6 +190,20 @@ class Projector:
         self._stores[(ref.source.value, ref.external_id)] = store_id
         self._check_scope(store_id, ref)
         return store_id
+
+    async def prime_stores(self, refs: Iterable[StoreRef]) -> None:
+        """Read the ids of the known stores among ``refs`` in one query, so ``store_id``
+        answers them without SQL (unknown stores are still created there)."""
+        wanted = {(r.source.value, r.external_id) for r in refs} - self._stores.keys()
+        if not wanted:
+            return
+        rows = await self.conn.execute(
+            select(stores.c.source, stores.c.external_id, stores.c.id).where(
+                tuple_(stores.c.source, stores.c.external_id).in_(sorted(wanted))
+            )
+        )
+        for r in rows:
+            self._stores[(r.source, r.external_id)] = int(r.id)
 
     async def store_currencies(self, source: Source, external_ids: Iterable[str]) -> dict[str, str]:
         """The currency of each known store among ``external_ids``; their ids are kept for
