@@ -350,7 +350,9 @@ async def _ingest_bulk(
                         "raw_body": d.raw_body,
                         "headers": dict(d.headers),
                     }
-                    for d in deliveries
+                    # in key order: two batches in flight with the same deliveries insert
+                    # (and wait on) their rows in the same order, never in a cycle
+                    for d in sorted(deliveries, key=lambda d: (d.source.value, d.event_id))
                 ],
                 store_scope=projector.store_scope,
             )
