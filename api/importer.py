@@ -11,25 +11,33 @@ where the last committed batch ended.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
+import gc
 import hashlib
 import io
-from collections.abc import AsyncIterator, Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.ingestion import Delivery, body_digest, ingest_in
-from domain.events import CustomerUpserted, DomainEvent
+from api.ingestion import Delivery, Outcome, body_digest, ingest_in
+from domain.cards import may_hold_card_number, scrub_json
+from domain.events import CustomerUpserted, DomainEvent, OrderUpserted
 from domain.matching import MatchPolicy
-from domain.model import Source
+from domain.model import InboxStatus, Source
 from domain.sources import canonical, hubspot, square, toast
 from domain.sources.common import Node, ParseError, epoch_ms
-from readmodel import checkpoints
-from readmodel.projector import store_currency
+from readmodel import bulk, checkpoints, inbox
+from readmodel.projector import ProjectionError, Projector, store_currency
+
+log = logging.getLogger("guestgraph.import")
 
 EVENT_TYPE_PREFIX = "import:"
 KINDS = ("square-orders", "square-customers", "toast-orders", "hubspot-contacts", "canonical")
@@ -150,9 +158,21 @@ def canonical_delivery(namespace: str, value: Any) -> Delivery:
     )
 
 
-async def delivery_for(conn: AsyncConnection, kind: str, value: Any) -> Delivery:
-    """One file row as a delivery (the inbox key names the object and its version)."""
+async def delivery_for(
+    conn: AsyncConnection,
+    kind: str,
+    value: Any,
+    *,
+    currencies: dict[str, str | None] | None = None,
+) -> Delivery:
+    """One file row as a delivery (the inbox key names the object and its version).
+
+    Card numbers are scrubbed before anything is stored, as for webhooks. ``currencies``
+    caches the stores' currencies (Toast rows carry none) across the rows of one import."""
     raw = orjson.dumps(value)
+    if may_hold_card_number(raw):
+        value = scrub_json(value)
+        raw = orjson.dumps(value)
     source = SOURCES[kind]
     event_type = EVENT_TYPE_PREFIX + kind
     if kind == "canonical":
@@ -167,7 +187,13 @@ async def delivery_for(conn: AsyncConnection, kind: str, value: Any) -> Delivery
         elif kind == "toast-orders":
             node = Node(value, "order")
             restaurant = node.get("restaurantGuid").text()
-            currency = await store_currency(conn, Source.TOAST, restaurant) or "USD"
+            if currencies is None or restaurant not in currencies:
+                known = await store_currency(conn, Source.TOAST, restaurant)
+                if currencies is not None:
+                    currencies[restaurant] = known
+            else:
+                known = currencies[restaurant]
+            currency = known or "USD"
             order = toast.parse_order(value, restaurant_guid=restaurant, currency=currency)
             key = f"order:{order.external_id}:{_version_key(order.version, raw)}"
             events = [order]
@@ -197,19 +223,157 @@ def file_key(path: Path, kind: str) -> str:
     return f"{kind}:{path.stat().st_size}:{digest.hexdigest()}"
 
 
-async def _batches(
-    path: Path, kind: str, size: int, start_after: int
-) -> AsyncIterator[list[tuple[int, int, Any]]]:
-    batch: list[tuple[int, int, Any]] = []
-    for row in read_rows(path, kind):
-        if row[0] <= start_after:
-            continue
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+Row = tuple[int, int, Any]  # (row number from 1, byte offset after it, value or ParseError)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    deliveries: list[Delivery]
+    last_row: int
+    last_offset: int
+
+
+# rows mapped between two chances for the writer to run (see ``_map_batches``)
+_YIELD_EVERY = 64
+
+
+async def _map_batches(
+    engine: AsyncEngine,
+    path: Path,
+    kind: str,
+    key: str,
+    size: int,
+    start_after: int,
+    out: asyncio.Queue[_Batch | Exception | None],
+) -> None:
+    """Read and map the file into batches of deliveries, ahead of the writer.
+
+    Mapping is pure CPU and the writer mostly waits for PostgreSQL, so the two overlap:
+    this task gives way every few rows, and the bounded queue keeps it at most two
+    batches ahead. Ends with None, or with the exception that stopped it."""
+    try:
+        currencies: dict[str, str | None] = {}
+        async with engine.connect() as conn:  # Toast rows need their store's currency
+            batch: list[Delivery] = []
+            last: Row = (0, 0, None)
+            for row in read_rows(path, kind):
+                if row[0] <= start_after:
+                    continue
+                number, _, value = row
+                if isinstance(value, ParseError):
+                    batch.append(
+                        Delivery(
+                            SOURCES[kind],
+                            f"import:{key}:row:{number}",
+                            EVENT_TYPE_PREFIX + kind,
+                            f"row {number}".encode(),
+                            error=str(value),
+                        )
+                    )
+                else:
+                    batch.append(await delivery_for(conn, kind, value, currencies=currencies))
+                last = row
+                if len(batch) >= size:
+                    await out.put(_Batch(batch, last[0], last[1]))
+                    batch = []
+                elif number % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            if batch:
+                await out.put(_Batch(batch, last[0], last[1]))
+        await out.put(None)
+    except Exception as exc:  # handed to the writer, which raises it
+        await out.put(exc)
+
+
+def _bulkable(d: Delivery) -> bool:
+    return bool(d.events) and all(isinstance(e, OrderUpserted) for e in d.events)
+
+
+async def _record_rejected(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> list[Outcome]:
+    """Rows that could not be mapped: kept in the inbox as rejected, with the reason."""
+    if not deliveries:
+        return []
+    fresh = await inbox.record_many(
+        conn,
+        [
+            {
+                "source": d.source.value,
+                "event_id": d.event_id,
+                "event_type": d.event_type,
+                "status": InboxStatus.REJECTED.value,
+                "reason": d.error,
+                "raw_body": d.raw_body,
+                "headers": dict(d.headers),
+            }
+            for d in deliveries
+        ],
+    )
+    outcomes = []
+    for d in deliveries:
+        row = fresh.pop((d.source.value, d.event_id), None)
+        if row is None:
+            outcomes.append(Outcome(d.event_id, "duplicate"))
+        else:
+            log.warning("rejected %s import row %s: %s", d.source.value, d.event_id, d.error)
+            outcomes.append(Outcome(d.event_id, "rejected", d.error, row))
+    return outcomes
+
+
+async def _apply_orders(
+    conn: AsyncConnection, deliveries: Sequence[Delivery], *, actor: str, policy: MatchPolicy | None
+) -> list[Outcome] | None:
+    """Full orders in bulk, whatever the batch size: inbox rows in one statement, orders in
+    a handful (``readmodel.bulk``). None when something in the batch cannot be applied:
+    the savepoint rolls back and the caller takes the one-delivery-at-a-time path."""
+    projector = Projector(conn, actor=actor, policy=policy)
+    mark = projector.mark()
+    try:
+        async with conn.begin_nested():
+            fresh = await inbox.record_many(
+                conn,
+                [
+                    {
+                        "source": d.source.value,
+                        "event_id": d.event_id,
+                        "event_type": d.event_type,
+                        "raw_body": d.raw_body,
+                        "headers": dict(d.headers),
+                    }
+                    for d in deliveries
+                ],
+            )
+            first: list[Delivery] = []
+            outcomes = []
+            for d in deliveries:
+                row = fresh.pop((d.source.value, d.event_id), None)
+                if row is None:
+                    outcomes.append(Outcome(d.event_id, "duplicate"))
+                else:
+                    first.append(d)
+                    outcomes.append(Outcome(d.event_id, "applied", None, row))
+            events = [e for d in first for e in d.events if isinstance(e, OrderUpserted)]
+            await projector.prime_stores(e.store for e in events)
+            await projector.link_customers(e.customer for e in events)
+            await bulk.apply_orders(projector, events)
+    except (ProjectionError, DBAPIError) as exc:
+        projector.rolled_back(mark)
+        log.info("bulk import fell back to one row at a time: %s", exc)
+        return None
+    await projector.finish()
+    return outcomes
+
+
+async def _apply_batch(
+    conn: AsyncConnection, kind: str, deliveries: Sequence[Delivery], policy: MatchPolicy | None
+) -> list[Outcome]:
+    actor = f"import:{kind}"
+    mapped = [d for d in deliveries if d.error is None]
+    outcomes = await _record_rejected(conn, [d for d in deliveries if d.error is not None])
+    if mapped and all(_bulkable(d) for d in mapped):
+        done = await _apply_orders(conn, mapped, actor=actor, policy=policy)
+        if done is not None:
+            return outcomes + done
+    return outcomes + await ingest_in(conn, mapped, actor=actor, policy=policy)
 
 
 async def run_import(
@@ -224,7 +388,9 @@ async def run_import(
 ) -> Summary:
     """Import ``path``; ``on_progress(rows_done, byte_offset)`` after each batch.
 
-    ``policy`` is the identity matching configuration (``Settings.match_policy()``)."""
+    ``policy`` is the identity matching configuration (``Settings.match_policy()``).
+    Uses two connections of ``engine``: one maps rows ahead (reading store currencies),
+    one writes the batches, one transaction each, in file order."""
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r}; one of {', '.join(KINDS)}")
     key = file_key(path, kind)
@@ -232,32 +398,29 @@ async def run_import(
     async with engine.connect() as conn:
         done = 0 if restart else await checkpoints.position(conn, key)
     summary.skipped = done
-    async for batch in _batches(path, kind, batch_size, done):
-        async with engine.begin() as conn:
-            deliveries = []
-            for number, _, value in batch:
-                if isinstance(value, ParseError):
-                    raw = f"row {number}".encode()
-                    deliveries.append(
-                        Delivery(
-                            SOURCES[kind],
-                            f"import:{key}:row:{number}",
-                            EVENT_TYPE_PREFIX + kind,
-                            raw,
-                            error=str(value),
-                        )
-                    )
-                else:
-                    deliveries.append(await delivery_for(conn, kind, value))
-            outcomes = await ingest_in(conn, deliveries, actor=f"import:{kind}", policy=policy)
-            last_row, last_offset = batch[-1][0], batch[-1][1]
-            await checkpoints.advance(conn, key, kind, last_row)
-        for outcome in outcomes:
-            setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
-            if outcome.status == "rejected" and outcome.reason:
-                summary.reasons[outcome.reason] = summary.reasons.get(outcome.reason, 0) + 1
-        if on_progress is not None:
-            on_progress(summary.rows + summary.skipped, last_offset)
+    queue: asyncio.Queue[_Batch | Exception | None] = asyncio.Queue(maxsize=2)
+    # The objects alive now (libraries, metadata) never become garbage during an import:
+    # keep the collector from walking them again and again while batches come and go.
+    gc.freeze()
+    mapper = asyncio.create_task(_map_batches(engine, path, kind, key, batch_size, done, queue))
+    try:
+        while (batch := await queue.get()) is not None:
+            if isinstance(batch, Exception):
+                raise batch
+            async with engine.begin() as conn:
+                outcomes = await _apply_batch(conn, kind, batch.deliveries, policy)
+                await checkpoints.advance(conn, key, kind, batch.last_row)
+            for outcome in outcomes:
+                setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
+                if outcome.status == "rejected" and outcome.reason:
+                    summary.reasons[outcome.reason] = summary.reasons.get(outcome.reason, 0) + 1
+            if on_progress is not None:
+                on_progress(summary.rows + summary.skipped, batch.last_offset)
+    finally:
+        mapper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await mapper
+        gc.unfreeze()
     return summary
 
 

@@ -148,6 +148,7 @@ def inbox_replay(
 
 
 async def _replay(url: str, row_id: int | None, all_rejected: bool) -> list[Outcome]:
+    from api.cli import _settings
     from api.ingestion import replay
     from readmodel import inbox
     from readmodel.database import create_engine
@@ -161,7 +162,8 @@ async def _replay(url: str, row_id: int | None, all_rejected: bool) -> list[Outc
             assert row_id is not None
             ids = [row_id]
         try:
-            return [await replay(engine, i, actor="cli:inbox-replay") for i in ids]
+            policy = _settings().match_policy()
+            return [await replay(engine, i, actor="cli:inbox-replay", policy=policy) for i in ids]
         except LookupError as exc:
             raise typer.BadParameter(str(exc)) from None
     finally:

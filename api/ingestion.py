@@ -203,11 +203,17 @@ def toast_received(body: bytes, value: Any = None) -> Received:
     return Unmapped(value, stored, restaurant)
 
 
-async def mapped(conn: AsyncConnection, received: Sequence[Received]) -> list[Delivery]:
+async def mapped(
+    conn: AsyncConnection, received: Sequence[Received], projector: Projector | None = None
+) -> list[Delivery]:
     """Every received body as a delivery; the currencies of the Toast restaurants among them
-    read in one query."""
+    read in one query (which also tells ``projector`` their store ids)."""
     restaurants = {r.restaurant for r in received if isinstance(r, Unmapped) and r.restaurant}
-    currencies = await store_currencies(conn, Source.TOAST, restaurants) if restaurants else {}
+    currencies: dict[str, str] = {}
+    if restaurants and projector is not None:
+        currencies = await projector.store_currencies(Source.TOAST, restaurants)
+    elif restaurants:
+        currencies = await store_currencies(conn, Source.TOAST, restaurants)
     return [
         r.mapped(currencies.get(r.restaurant or "")) if isinstance(r, Unmapped) else r
         for r in received
@@ -296,8 +302,8 @@ async def ingest_in(
 ) -> list[Outcome]:
     """Like ``ingest``, in the caller's transaction. Each delivery's effects are applied
     in a savepoint: one that cannot be applied is rolled back alone and kept as rejected."""
-    deliveries = await mapped(conn, received)
     projector = Projector(conn, actor=actor, store_scope=store_scope, policy=policy)
+    deliveries = await mapped(conn, received, projector)
     outcomes = await _ingest_bulk(conn, projector, deliveries)
     if outcomes is None:
         outcomes = [await _ingest_one(conn, projector, d) for d in deliveries]
@@ -334,10 +340,10 @@ async def _ingest_bulk(
                     }
                     for d in deliveries
                 ],
+                store_scope=projector.store_scope,
             )
             applied = [d for d in deliveries if (d.source.value, d.event_id) in fresh]
             events = [e for d in applied for e in d.events if isinstance(e, OrderUpserted)]
-            await projector.prime_stores(e.store for e in events)
             await projector.link_customers(e.customer for e in events)
             await bulk.apply_orders(projector, events)
     except (ProjectionError, DBAPIError) as exc:
@@ -367,6 +373,7 @@ async def _ingest_one(conn: AsyncConnection, projector: Projector, d: Delivery) 
             raw_body=d.raw_body,
             headers=d.headers,
             reason=d.error,
+            store_scope=projector.store_scope,
         )
         if row is None:
             return Outcome(d.event_id, "duplicate")
@@ -383,6 +390,7 @@ async def _ingest_one(conn: AsyncConnection, projector: Projector, d: Delivery) 
         raw_body=d.raw_body,
         headers=d.headers,
         reason="; ".join(ignored) or None,
+        store_scope=projector.store_scope,
     )
     if row is None:
         return Outcome(d.event_id, "duplicate")
@@ -418,8 +426,12 @@ async def redeliver(engine: AsyncEngine, row: inbox.InboxRow) -> list[Delivery]:
     return await deliveries_for(engine, source, row.raw_body, row.headers)
 
 
-async def replay(engine: AsyncEngine, row_id: int, *, actor: str) -> Outcome:
-    """Re-run one stored event (a rejected one, after a fix). Its row keeps its id."""
+async def replay(
+    engine: AsyncEngine, row_id: int, *, actor: str, policy: MatchPolicy | None = None
+) -> Outcome:
+    """Re-run one stored event (a rejected one, after a fix). Its row keeps its id. The event
+    is applied under the store scope stored with the row (a partner's events never reach
+    stores outside its scope, whoever replays them); ``policy``: identity matching."""
     async with engine.connect() as conn:
         row = await inbox.get(conn, row_id)
     if row is None:
@@ -430,7 +442,8 @@ async def replay(engine: AsyncEngine, row_id: int, *, actor: str) -> Outcome:
         if failed is not None:
             await inbox.set_status(conn, row.id, InboxStatus.REJECTED, reason=failed)
             return Outcome(row.event_id, "rejected", failed, row.id)
-        projector = Projector(conn, actor=actor)
+        # under the limits it first arrived with: a partner's events stay in its stores
+        projector = Projector(conn, actor=actor, store_scope=row.store_scope, policy=policy)
         try:
             async with conn.begin_nested():
                 for d in deliveries:

@@ -38,7 +38,10 @@ def _route_template(scope: Scope) -> str:
     """The matched route's path template (bounded label values), or ``unmatched``."""
     app = scope.get("app")
     router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
+    routes = getattr(router, "routes", [])
+    # the router left its pick in the scope: check that one rather than every route
+    picked = scope.get("route")
+    for route in [picked] if picked is not None and picked in routes else routes:
         match, _ = route.matches(scope)
         if match is Match.FULL:
             return str(getattr(route, "path", "unmatched"))

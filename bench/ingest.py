@@ -83,6 +83,7 @@ def toast_guest(g: int, run: str) -> dict[str, Any]:
 
 
 def toast_event(i: int, run: str) -> bytes:
+    minute = f"{8 + i // 3600 % 12:02d}:{i // 60 % 60:02d}"
     return orjson.dumps(
         {
             "timestamp": TOAST_STAMP,
@@ -93,8 +94,9 @@ def toast_event(i: int, run: str) -> bytes:
                 "restaurantGuid": f"rest-{i % 4}",
                 "order": {
                     "guid": f"{run}-ord-{i}",
-                    "openedDate": "2026-06-14T18:05:00.000+0000",
-                    "modifiedDate": "2026-06-14T18:22:40.871+0000",
+                    # orders spread over the day: a repeat guest's record gets newer versions
+                    "openedDate": f"2026-06-14T{minute}:00.000+0000",
+                    "modifiedDate": f"2026-06-14T{minute}:{i % 60:02d}.871+0000",
                     "approvalStatus": "APPROVED",
                     "source": "Online",
                     "checks": [

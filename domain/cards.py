@@ -43,3 +43,14 @@ def scrub_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {scrub_text(k): scrub_json(v) for k, v in value.items()}
     return value
+
+
+_DIGIT_RUN = re.compile(rb"[0-9](?:[ -]?[0-9]){12}")
+
+
+def may_hold_card_number(serialized: bytes) -> bool:
+    """False when the JSON text ``serialized`` has no run of 13 digits at all: scrubbing
+    its value would change nothing (a cheap test before ``scrub_json``). JSON serializers
+    write digits, spaces and dashes inside strings as themselves, so a card number in any
+    string of the value shows up here."""
+    return _DIGIT_RUN.search(serialized) is not None

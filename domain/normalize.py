@@ -127,11 +127,12 @@ def is_blocked_phone(key: str, blocked: Iterable[str] = ()) -> bool:
 
 
 def loyalty_key(raw: str | None) -> str | None:
-    """The loyalty-id key: trimmed, no spaces or dashes, upper-case; None for a
-    placeholder (empty, or one repeated character such as ``0000``)."""
+    """The loyalty-id key: upper-case, without whitespace of any kind (control separators
+    included) or the separators ``-_.``; None for a placeholder (empty, or one repeated
+    character such as ``0000``)."""
     if raw is None:
         return None
-    value = "".join(ch for ch in raw.strip().upper() if ch not in " -_.")
+    value = "".join(ch for ch in raw.upper() if not ch.isspace() and ch not in "-_.")
     if not value or len(set(value)) <= 1:
         return None
     return value

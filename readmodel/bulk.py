@@ -10,8 +10,8 @@ the caller's projector so caches, traits and feed rows are shared; any error pro
 and the caller falls back to the per-event path.
 
 Statements per batch (pinned by a test): stores (one look-up), customers (one look-up of
-known records, one of their survivors; new records without match keys in a few more, see
-``readmodel.identity.create_keyless_records``), existing orders (locked), new orders,
+known records, one of their survivors; new bare records linked together by
+``readmodel.identity.link_records``), existing orders (locked), new orders,
 menu items, line items (``COPY``), status backlog, status history; plus, only when needed,
 the update of newer versions and the re-resolution of orders whose history grew.
 """
@@ -26,14 +26,13 @@ import orjson
 
 from domain.events import CustomerRef, OrderUpserted, StoreRef
 from domain.identity import CustomerRecord
-from domain.model import OrderStatus
+from domain.model import OrderStatus, Source
 from domain.order_status import StatusObservation, resolve_status
 from readmodel import identity
 from readmodel.driver import Driver, driver
 from readmodel.projector import (
     _SET_STATUS,
     Projector,
-    StoreOutOfScope,
     _is_newer,
     _milestones,
     _OrderRow,
@@ -44,12 +43,6 @@ from readmodel.projector import (
 # "newer", of milestones and of the status update.
 
 Key = tuple[str, str]
-
-_STORES = """
-SELECT s.id, s.source, s.external_id
-FROM stores s JOIN unnest($1::text[], $2::text[]) AS k(source, external_id)
-  ON s.source = k.source AND s.external_id = k.external_id
-"""
 
 _EXISTING = """
 SELECT o.id, o.source, o.external_id, o.store_id, o.customer_id, o.status, o.source_version
@@ -160,27 +153,17 @@ WHERE order_id = ANY($1::bigint[])
 People = dict[Key, tuple[int | None, int | None]]
 
 
-async def _store_ids(projector: Projector, db: Driver, refs: Sequence[StoreRef]) -> dict[Key, int]:
+async def _store_ids(projector: Projector, refs: Sequence[StoreRef]) -> dict[Key, int]:
     """Each store's id: known stores in one look-up, new ones created (the projector's rules)."""
-    wanted = sorted({(r.source.value, r.external_id) for r in refs})
-    found: dict[Key, int] = {
-        (r["source"], r["external_id"]): int(r["id"])
-        for r in await db.fetch(_STORES, [k[0] for k in wanted], [k[1] for k in wanted])
-    }
-    scope = projector.store_scope
-    for ref in refs:
-        key = (ref.source.value, ref.external_id)
-        if key not in found:
-            found[key] = await projector.store_id(ref)
-        elif scope is not None and found[key] not in scope:
-            raise StoreOutOfScope(ref.external_id)
-    return found
+    await projector.prime_stores(refs)
+    return {(r.source.value, r.external_id): await projector.store_id(r) for r in refs}
 
 
 async def _customers(projector: Projector, db: Driver, refs: Sequence[CustomerRef]) -> People:
     """(golden id, source record id) per reference. Bare references: known records in one
-    look-up, new ones created together (they carry no match keys); references carrying a
-    record go through identity resolution one by one."""
+    look-up, new ones linked together (``identity.link_records``: they carry no match key,
+    so each is a new customer); references carrying a record through the projector (which
+    answers those its caller linked ahead with ``Projector.link_customers``)."""
     conn = projector.conn
     found: People = {}
     bare = sorted({(r.source.value, r.external_id) for r in refs if r.record is None})
@@ -196,22 +179,18 @@ async def _customers(projector: Projector, db: Driver, refs: Sequence[CustomerRe
         for r in rows:
             owner = int(r["customer_id"])
             found[(r["source"], r["external_id"])] = (canonical.get(owner, owner), int(r["id"]))
-    seen: set[Key] = set()
-    new_bare: list[CustomerRecord] = []
+        new = [CustomerRecord(Source(s), e) for s, e in bare if (s, e) not in found]
+        if new:
+            linked = await identity.link_records(
+                conn, new, actor=projector.actor, policy=projector.policy
+            )
+            for key, link in linked.items():
+                found[key] = (link.customer_id, link.source_record_id)
     for ref in refs:
         key = (ref.source.value, ref.external_id)
-        if ref.record is None and key not in found and key not in seen:
-            new_bare.append(CustomerRecord(ref.source, ref.external_id))
-            seen.add(key)
-    if new_bare:
-        found.update(
-            await identity.create_keyless_records(
-                conn, new_bare, actor=projector.actor, policy=projector.policy
-            )
-        )
-    for ref in refs:
-        if ref.record is not None:
-            found[(ref.source.value, ref.external_id)] = await projector.customer(ref)
+        if ref.record is not None or key not in found:
+            # a record to link, or a bare one another transaction created meanwhile
+            found[key] = await projector.customer(ref)
     return found
 
 
@@ -256,7 +235,7 @@ async def apply_orders(projector: Projector, events: Sequence[OrderUpserted]) ->
         key: max(group, key=lambda e: (e.version is not None, e.version or 0))
         for key, group in by_order.items()
     }
-    stores = await _store_ids(projector, db, [e.store for e in newest.values()])
+    stores = await _store_ids(projector, [e.store for e in newest.values()])
     people = await _customers(projector, db, [e.customer for e in newest.values() if e.customer])
 
     def who(e: OrderUpserted) -> tuple[int | None, int | None]:

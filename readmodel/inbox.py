@@ -35,6 +35,7 @@ class InboxRow:
     headers: dict[str, Any]
     received_at: datetime
     attempts: int
+    store_scope: frozenset[int] | None = None  # the stores its events were limited to
 
 
 def _row(r: Any) -> InboxRow:
@@ -49,6 +50,7 @@ def _row(r: Any) -> InboxRow:
         dict(r.headers),
         r.received_at,
         r.attempts,
+        None if r.store_scope is None else frozenset(int(i) for i in r.store_scope),
     )
 
 
@@ -62,10 +64,12 @@ async def record(
     raw_body: bytes,
     headers: Mapping[str, str] | None = None,
     reason: str | None = None,
+    store_scope: frozenset[int] | None = None,
 ) -> int | None:
     """Insert the event's row; None when (source, event id) is already there (a replay).
 
-    A ``pending`` row is due for the background fetcher at once."""
+    A ``pending`` row is due for the background fetcher at once. ``store_scope``: the stores
+    the sender may write to (None: any), kept so a replay applies the event the same way."""
     inserted = (
         await conn.execute(
             pg_insert(ingest_inbox)
@@ -79,6 +83,7 @@ async def record(
                 headers=dict(headers or {}),
                 processed_at=None if status is InboxStatus.PENDING else func.now(),
                 next_attempt_at=func.now() if status is InboxStatus.PENDING else None,
+                store_scope=None if store_scope is None else sorted(store_scope),
             )
             .on_conflict_do_nothing(index_elements=["source", "event_id"])
             .returning(ingest_inbox.c.id)
@@ -89,9 +94,9 @@ async def record(
 
 _RECORD_MANY = """
 INSERT INTO ingest_inbox (source, event_id, event_type, status, reason, raw_body, headers,
-                          processed_at)
+                          processed_at, store_scope)
 SELECT v.source, v.event_id, v.event_type, v.status, v.reason, v.raw_body, v.headers::jsonb,
-       now()
+       now(), $8::bigint[]
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[],
             $7::text[]) AS v(source, event_id, event_type, status, reason, raw_body, headers)
 ON CONFLICT (source, event_id) DO NOTHING
@@ -100,11 +105,14 @@ RETURNING id, source, event_id
 
 
 async def record_many(
-    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
+    conn: AsyncConnection,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    store_scope: frozenset[int] | None = None,
 ) -> dict[tuple[str, str], int]:
     """Insert ``applied`` rows (source, event_id, event_type, raw_body, headers; a row may
     also carry ``status`` ``rejected`` and its ``reason``) in one statement; return the ids
-    of those that were new, by (source, event id)."""
+    of those that were new, by (source, event id). ``store_scope``: as for ``record``."""
     if not rows:
         return {}
     unique = rows
@@ -117,6 +125,7 @@ async def record_many(
         [r.get("reason") for r in unique],
         [bytes(r["raw_body"]) for r in unique],
         [orjson.dumps(dict(r.get("headers") or {})).decode() for r in unique],
+        None if store_scope is None else sorted(store_scope),
     )
     return {(r["source"], r["event_id"]): int(r["id"]) for r in result}
 

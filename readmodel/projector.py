@@ -205,6 +205,20 @@ class Projector:
         for r in rows:
             self._stores[(r.source, r.external_id)] = int(r.id)
 
+    async def store_currencies(self, source: Source, external_ids: Iterable[str]) -> dict[str, str]:
+        """The currency of each known store among ``external_ids``; their ids are kept for
+        ``store_id`` (one query answers both)."""
+        rows = await self.conn.execute(
+            select(stores.c.external_id, stores.c.id, stores.c.currency)
+            .where(stores.c.source == source.value)
+            .where(stores.c.external_id.in_(sorted(set(external_ids))))
+        )
+        currencies = {}
+        for r in rows:
+            self._stores[(source.value, r.external_id)] = int(r.id)
+            currencies[r.external_id] = str(r.currency)
+        return currencies
+
     def _check_scope(self, store_id: int, ref: StoreRef) -> None:
         if self.store_scope is not None and store_id not in self.store_scope:
             raise StoreOutOfScope(ref.external_id)

@@ -465,6 +465,9 @@ ingest_inbox = Table(
     Column("attempts", Integer, nullable=False, server_default="1"),
     # --- ingest: when the background fetcher next tries a pending (thin) event ---
     Column("next_attempt_at", DateTime(timezone=True)),
+    # --- ingest: the stores a partner's events were limited to (NULL: no limit, e.g. a
+    # signed webhook); ``guestgraph inbox replay`` applies the row under the same limit ---
+    Column("store_scope", ARRAY(BigInteger)),
     UniqueConstraint("source", "event_id"),
     CheckConstraint(_one_of("status", [s.value for s in InboxStatus]), name="status"),
     Index(None, "status", "received_at"),

@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.ingestion import replay
 from api.settings import Settings
 from domain.model import Source
 from readmodel.tables import (
+    ingest_inbox,
     interactions,
     loyalty_accounts,
     menu_items,
@@ -146,6 +148,49 @@ async def test_a_partner_may_not_write_to_another_partners_store(
             "order-1"
         ]
         assert len(list(await conn.execute(select(stores)))) == 2  # no store was created
+
+
+async def test_a_replayed_partner_event_stays_inside_the_partners_store_scope(
+    api: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    mine = await make_store(engine, source=Source.CANONICAL, external_id="mine")
+    await make_store(engine, source=Source.CANONICAL, external_id="theirs")
+    status_first = {
+        "id": "s1",
+        "type": "order.status_changed",
+        "data": {"order_id": "order-1", "status": "READY", "at": "2025-06-14T18:20:00Z"},
+    }
+    events = [order_event("out", store="theirs", id="order-9"), status_first]
+    response = await api.post(
+        "/ingest/events", json={"events": events}, headers=auth(token(stores=[mine]))
+    )
+    assert [r["status"] for r in response.json()["results"]] == ["rejected", "rejected"]
+    admin = await api.post(
+        "/ingest/events",
+        json={"events": [order_event("adm", store="mine")]},
+        headers=auth(token(role="admin")),
+    )
+    assert admin.json()["results"][0]["status"] == "applied"
+    async with engine.connect() as conn:
+        rows = {
+            r.event_id: r
+            for r in await conn.execute(
+                select(ingest_inbox.c.id, ingest_inbox.c.event_id, ingest_inbox.c.store_scope)
+            )
+        }
+    assert rows["partner-1:out"].store_scope == [mine]
+    assert rows["partner-1:adm"].store_scope is None
+
+    # whoever replays it, the partner's event still may not touch another partner's store
+    outcome = await replay(engine, rows["partner-1:out"].id, actor="test")
+    assert outcome.status == "rejected"
+    assert "outside this client's store scope" in (outcome.reason or "")
+    # inside its scope, a replay after the cause is gone applies (the order now exists)
+    replayed = await replay(engine, rows["partner-1:s1"].id, actor="test")
+    assert replayed.status == "applied"
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(orders.c.external_id, orders.c.status))).all()
+    assert [tuple(r) for r in stored] == [("order-1", "READY")]
 
 
 async def test_a_bad_event_is_rejected_alone_with_its_field_path(
