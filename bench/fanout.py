@@ -516,7 +516,12 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=20)
     parser.add_argument("--rate", type=float, default=200.0, help="status changes per second")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--producers", type=int, default=8, help="concurrent writers")
+    parser.add_argument(
+        "--producers",
+        type=int,
+        default=None,
+        help="concurrent writers (default 8; 32 with --webhooks, whose round trip is longer)",
+    )
     parser.add_argument(
         "--webhooks",
         action="store_true",
@@ -529,6 +534,8 @@ def main() -> None:
     if args.client:
         client_main()
         return
+    if args.producers is None:
+        args.producers = 32 if args.webhooks else 8
     tempfile.tempdir = tempfile.gettempdir()
     asyncio.run(_main(args))
 
