@@ -3,10 +3,14 @@ inbox and projector as the webhooks.
 
 Files are NDJSON (one object per line), a JSON array, or CSV for the kinds vendors export
 as CSV (``square-customers``, ``hubspot-contacts``). Rows go in batches, each batch in one
-transaction (a savepoint per row). Every row gets an inbox row keyed by what it describes
+transaction: a batch of full orders in bulk (``readmodel.bulk``: a fixed number of
+statements whatever its size), anything else with a savepoint per row, and so does a batch
+of orders that cannot be applied as a whole. Rows that cannot be mapped are kept in the inbox
+as rejected with the reason. Every row gets an inbox row keyed by what it describes
 and its version (``import:<id>:<version>``), so re-running a file changes nothing; the
 position reached is checkpointed in the same transaction, so an interrupted import resumes
-where the last committed batch ended.
+where the last committed batch ended. Rows are read and mapped one batch ahead of the
+writer, on the same event loop.
 """
 
 from __future__ import annotations
@@ -223,6 +227,9 @@ def file_key(path: Path, kind: str) -> str:
     return f"{kind}:{path.stat().st_size}:{digest.hexdigest()}"
 
 
+# rows per transaction: large enough that a batch's fixed statements cost little per row
+DEFAULT_BATCH_SIZE = 2000
+
 Row = tuple[int, int, Any]  # (row number from 1, byte offset after it, value or ParseError)
 
 
@@ -381,7 +388,7 @@ async def run_import(
     path: Path,
     kind: str,
     *,
-    batch_size: int = 500,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     restart: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     policy: MatchPolicy | None = None,

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from api.importer import Summary
+from api.importer import DEFAULT_BATCH_SIZE, Summary
 from api.ingestion import Outcome
 from domain.model import InboxStatus
 from readmodel.inbox import InboxRow
@@ -39,7 +39,7 @@ def import_command(
         help="square-orders, square-customers, toast-orders, hubspot-contacts or canonical",
     ),
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NDJSON, JSON or CSV"),
-    batch_size: int = typer.Option(500, min=1, help="rows per transaction"),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, min=1, help="rows per transaction"),
     restart: bool = typer.Option(False, help="ignore the checkpoint of an earlier run"),
 ) -> None:
     """Backfill from an exported file: idempotent, resumable, with progress."""

@@ -1,6 +1,6 @@
 """Identity-resolution accuracy on a generated, labelled population.
 
-    python -m bench.identity [--people 1000] [--seed 7] [--misses 10]
+    python -m bench.identity [--people 1000] [--seed 7] [--misses 10] [--orders 3]
 
 Every generated person has a true id. Their source records (1-4, across Square, Toast,
 HubSpot and Salesforce) carry real-world noise: case and whitespace in emails, Gmail dots
@@ -21,7 +21,9 @@ matcher that never matches on a name alone; and over the pairs the rules' eviden
 is not tuned to the matcher: a person's records each draw their email and phone
 independently, so some pairs share nothing (one record has only the work email, another
 only the phone), as in real data. A second table sorts every missed pair by its cause;
-``--misses N`` prints N of them with their records.
+``--misses N`` prints N of them with their records. ``--orders N`` links the same records
+again in N - 1 other random arrival orders (a fresh database each) and counts the customers
+that come out differently from the first order.
 """
 
 from __future__ import annotations
@@ -342,12 +344,21 @@ def _print_table(rows: list[tuple[str, str]], header: tuple[str, str]) -> None:
         print(f"{k:<{width}}  {v}")
 
 
-async def run(engine: AsyncEngine, people: int, seed: int, misses: int = 0) -> None:
+def labelled_records(people: int, seed: int) -> list[tuple[Person, CustomerRecord]]:
+    """The population's records with their true person, in the first arrival order."""
     rnd = random.Random(seed)
     persons = population(people, rnd)
     counter = [0]
     labelled = [(p, r) for p in persons for r in records_of(p, rnd, counter)]
     rnd.shuffle(labelled)
+    return labelled
+
+
+async def link_all(
+    engine: AsyncEngine, labelled: list[tuple[Person, CustomerRecord]]
+) -> tuple[dict[Key, int], list[float]]:
+    """Link every record in the given order, one transaction each: (record -> customer,
+    seconds per link)."""
     async with engine.begin() as conn:
         await conn.execute(
             insert(stores).values(
@@ -361,7 +372,6 @@ async def run(engine: AsyncEngine, people: int, seed: int, misses: int = 0) -> N
         async with engine.begin() as conn:
             await identity.link_record(conn, rec, actor="bench", policy=policy)
         timings.append(time.perf_counter() - started)
-
     async with engine.connect() as conn:
         owner = {
             (r.source, r.external_id): int(r.customer_id)
@@ -373,6 +383,31 @@ async def run(engine: AsyncEngine, people: int, seed: int, misses: int = 0) -> N
                 )
             )
         }
+    return owner, timings
+
+
+def groups(owner: dict[Key, int]) -> set[frozenset[Key]]:
+    """The partition of the records into customers, independent of customer ids."""
+    by_customer: dict[int, set[Key]] = defaultdict(set)
+    for key, customer in owner.items():
+        by_customer[customer].add(key)
+    return {frozenset(keys) for keys in by_customer.values()}
+
+
+def pairwise_recall(labelled: list[tuple[Person, CustomerRecord]], owner: dict[Key, int]) -> float:
+    found = Counter((owner[(r.source.value, r.external_id)], p.id) for p, r in labelled)
+    actual = Counter(p.id for p, _ in labelled)
+    return sum(_pairs(n) for n in found.values()) / sum(_pairs(n) for n in actual.values())
+
+
+def report(
+    labelled: list[tuple[Person, CustomerRecord]],
+    owner: dict[Key, int],
+    timings: list[float],
+    seed: int,
+    misses: int,
+) -> None:
+    persons = list({p.id: p for p, _ in labelled}.values())
     truth = {(r.source.value, r.external_id): p for p, r in labelled}
     cells: Counter[tuple[int, int]] = Counter()
     clusters: dict[int, set[int]] = defaultdict(set)
@@ -424,27 +459,59 @@ async def run(engine: AsyncEngine, people: int, seed: int, misses: int = 0) -> N
             print(_show(rec, owner[(rec.source.value, rec.external_id)]))
 
 
+async def compare_orders(engines: list[AsyncEngine], people: int, seed: int, misses: int) -> None:
+    """Link the population in the first arrival order and report; then again in other
+    random orders (one database each), and count the record groups that differ."""
+    labelled = labelled_records(people, seed)
+    owner, timings = await link_all(engines[0], labelled)
+    report(labelled, owner, timings, seed, misses)
+    if len(engines) < 2:
+        return
+    first = groups(owner)
+    person = {(r.source.value, r.external_id): p for p, r in labelled}
+    rows = []
+    for i, engine in enumerate(engines[1:], start=1):
+        reordered = list(labelled)
+        random.Random(f"{seed}-order-{i}").shuffle(reordered)
+        other, _ = await link_all(engine, reordered)
+        differing = first - groups(other)
+        rows.append(
+            (f"arrival order {i + 1}: pairwise recall", f"{pairwise_recall(reordered, other):.4f}")
+        )
+        guarded = sum(1 for g in differing if any(person[k].shared for k in g))
+        rows.append(("  customers not as in order 1", f"{len(differing)}"))
+        rows.append(("    of which hold a household phone or staff card", f"{guarded}"))
+    print()
+    _print_table(rows, ("the same records in other arrival orders", "value"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--misses", type=int, default=0, help="print this many missed pairs")
+    parser.add_argument("--orders", type=int, default=1, help="arrival orders to compare")
     args = parser.parse_args()
     with services.postgres_server() as server:
-        url = services.create_database(server, prefix="gg_bench")
+        urls = [
+            services.create_database(server, prefix="gg_bench") for _ in range(max(args.orders, 1))
+        ]
         try:
-            migrations.upgrade(url)
-            engine = create_engine(url, pool_size=2)
+            for url in urls:
+                migrations.upgrade(url)
+            engines = [create_engine(url, pool_size=2) for url in urls]
 
             async def go() -> None:
                 try:
-                    await run(engine, args.people, args.seed, args.misses)
+                    await compare_orders(engines, args.people, args.seed, args.misses)
                 finally:
-                    await engine.dispose()
+                    for engine in engines:
+                        await engine.dispose()
 
             asyncio.run(go())
         finally:
-            services.drop_database(server, url)
+            for url in urls:
+                services.drop_database(server, url)
 
 
 if __name__ == "__main__":
