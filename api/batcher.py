@@ -5,7 +5,10 @@ orders apply far faster in bulk. The batcher collects the deliveries that arrive
 previous batch commits (up to ``max_batch``, waiting at most ``max_wait_s`` for company),
 ingests them in ONE transaction (bulk when they are all full orders, else a savepoint each),
 and answers each request only after that commit. A batch that fails as a whole is retried one
-request at a time, so one poison delivery never fails its neighbours.
+request at a time, so one poison delivery never fails its neighbours. Up to
+``max_in_flight`` batches commit at once (separate transactions): while one waits on
+PostgreSQL, the next is mapped and linked, and one held up by a lock does not stall the rest.
+Batches touching the same guest or order serialize on its locks.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from domain.matching import MatchPolicy
 log = logging.getLogger("guestgraph.batcher")
 
 
+class IngestionFailed(Exception):
+    """The delivery could not be committed (e.g. the database timed out): nothing was kept,
+    the sender should retry."""
+
+
 @dataclass
 class _Job:
     deliveries: Sequence[Received]
@@ -38,6 +46,7 @@ class DeliveryBatcher:
         *,
         max_batch: int = 200,
         max_wait_s: float = 0.002,
+        max_in_flight: int = 2,
         policy: MatchPolicy | None = None,
     ) -> None:
         self.engine = engine
@@ -46,7 +55,12 @@ class DeliveryBatcher:
         self.max_wait_s = max_wait_s
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()  # nothing queued, nothing committing
+        # Batches committing at once: while one waits on PostgreSQL (statements, fsync), the
+        # next is mapped and linked, so the process's CPU and the database's overlap.
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._committing: set[asyncio.Task[None]] = set()
+        self._unanswered = 0
+        self._idle = asyncio.Event()  # every submitted job answered
         self._idle.set()
 
     def start(self) -> None:
@@ -63,33 +77,55 @@ class DeliveryBatcher:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        await asyncio.gather(*self._committing, return_exceptions=True)
 
     async def submit(self, deliveries: Sequence[Received], *, actor: str) -> list[Outcome]:
         """Ingest ``deliveries``; return their outcomes once they are committed."""
         job = _Job(deliveries, actor, asyncio.get_running_loop().create_future())
+        self._unanswered += 1
         self._idle.clear()
+        job.done.add_done_callback(self._answered)
         await self._queue.put(job)
         return await job.done
 
+    def _answered(self, _: asyncio.Future[list[Outcome]]) -> None:
+        self._unanswered -= 1
+        if not self._unanswered:
+            self._idle.set()
+
     async def _run(self) -> None:
         while True:
-            jobs = [await self._queue.get()]
-            size = len(jobs[0].deliveries)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.max_wait_s):
-                    while size < self.max_batch:
-                        job = await self._queue.get()
-                        jobs.append(job)
-                        size += len(job.deliveries)
-            while not self._queue.empty() and size < self.max_batch:
-                job = self._queue.get_nowait()
-                jobs.append(job)
-                size += len(job.deliveries)
+            # a free slot first: while every slot commits, arrivals gather into the next batch
+            await self._slots.acquire()
             try:
-                await self._commit(jobs)
-            finally:
-                if self._queue.empty():
-                    self._idle.set()
+                jobs = await self._collect()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._commit_then_release(jobs))
+            self._committing.add(task)
+            task.add_done_callback(self._committing.discard)
+
+    async def _collect(self) -> list[_Job]:
+        jobs = [await self._queue.get()]
+        size = len(jobs[0].deliveries)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait_s):
+                while size < self.max_batch:
+                    job = await self._queue.get()
+                    jobs.append(job)
+                    size += len(job.deliveries)
+        while not self._queue.empty() and size < self.max_batch:
+            job = self._queue.get_nowait()
+            jobs.append(job)
+            size += len(job.deliveries)
+        return jobs
+
+    async def _commit_then_release(self, jobs: list[_Job]) -> None:
+        try:
+            await self._commit(jobs)
+        finally:
+            self._slots.release()
 
     async def _commit(self, jobs: list[_Job]) -> None:
         by_actor: dict[str, list[_Job]] = {}
@@ -129,4 +165,4 @@ class DeliveryBatcher:
     def _fail(job: _Job) -> None:
         if not job.done.done():
             log.exception("delivery failed")
-            job.done.set_exception(RuntimeError("ingestion failed; the source will retry"))
+            job.done.set_exception(IngestionFailed("ingestion failed; the source will retry"))

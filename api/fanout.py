@@ -286,6 +286,10 @@ class SharedSubscriptions:
     def plan(
         self, query: str, variables: dict[str, Any], operation_name: str | None
     ) -> SharedPlan | None:
+        try:
+            orjson.dumps(variables)  # part of the group key
+        except TypeError:  # e.g. an integer beyond 64 bits: let the executor judge it
+            return None
         return shared_plan(self.graphql_schema, query, variables, operation_name)
 
     def join(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,7 +25,7 @@ from starlette.routing import Route
 from api import auth
 from api.batcher import DeliveryBatcher
 from api.fetcher import Fetcher
-from api.ingestion import Delivery, body_digest, ingest
+from api.ingestion import Delivery, body_digest, ingest, transient
 from api.settings import Settings
 from api.webhooks import BodyTooLarge, error, read_body, webhook_routes
 from domain.cards import scrub_json
@@ -86,13 +87,20 @@ async def ingest_events(request: Request) -> Response:
         return error(422, "invalid_batch", exc.message, path=exc.path)
     namespace = viewer.client_id or viewer.subject
     deliveries = [_delivery(namespace, item) for item in items]
-    outcomes = await ingest(
-        request.app.state.guestgraph.engine,
-        deliveries,
-        actor=f"ingest:{namespace}",
-        store_scope=viewer.store_ids,
-        policy=settings.match_policy(),
-    )
+    try:
+        outcomes = await ingest(
+            request.app.state.guestgraph.engine,
+            deliveries,
+            actor=f"ingest:{namespace}",
+            store_scope=viewer.store_ids,
+            policy=settings.match_policy(),
+        )
+    except DBAPIError as exc:
+        if not transient(exc):
+            raise
+        response = error(503, "ingestion_unavailable", "the batch was not stored; retry later")
+        response.headers["Retry-After"] = "5"
+        return response
     results = []
     for delivery, outcome in zip(deliveries, outcomes, strict=True):
         result = outcome.as_json()

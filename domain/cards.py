@@ -28,9 +28,25 @@ def _token(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+# A UUID (Toast's guids, most vendors' ids): its hex groups can hold a Luhn-valid run of
+# digits and dashes ("85a86105-3213-4405-924e-..."), which is an identifier, not a card.
+_UUID = re.compile(
+    r"(?<![0-9A-Za-z])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Za-z])"
+)
+
+
 def scrub_text(text: str) -> str:
-    """``text`` with every Luhn-valid 13-19 digit run replaced by ``[card ****1234]``."""
-    return _CANDIDATE.sub(_token, text)
+    """``text`` with every Luhn-valid 13-19 digit run replaced by ``[card ****1234]``;
+    UUIDs are left whole."""
+    if "-" not in text or _UUID.search(text) is None:
+        return _CANDIDATE.sub(_token, text)
+    parts: list[str] = []
+    last = 0
+    for uuid in _UUID.finditer(text):
+        parts += [_CANDIDATE.sub(_token, text[last : uuid.start()]), uuid.group(0)]
+        last = uuid.end()
+    parts.append(_CANDIDATE.sub(_token, text[last:]))
+    return "".join(parts)
 
 
 def scrub_json(value: Any) -> Any:

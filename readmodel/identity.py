@@ -706,8 +706,17 @@ async def link_records(
     unique = _unique(records)
     if not unique:
         return {}
-    store_phones = await _store_phones(conn) if any(r.phone for r in unique) else frozenset[str]()
+    store_phones = await _store_phones(conn) if any(r.phone for r in records) else frozenset[str]()
     incoming = [_Incoming(r, keys_of(r, policy, store_phones), _attributes(r)) for r in unique]
+    # keys two records of the batch share (whatever becomes of those records): linking one
+    # of them may depend on the other, so neither is created here
+    holders: dict[tuple[IdentifierKind, str], set[tuple[str, str]]] = defaultdict(set)
+    kept = {id(i.record): i.keys for i in incoming}
+    for r in records:
+        keys = kept.get(id(r)) or keys_of(r, policy, store_phones)
+        for pair in keys.identifiers():
+            holders[pair].add((r.source.value, r.external_id))
+    shared = {pair for pair, keys in holders.items() if len(keys) > 1}
     names = {f"src:{i.keys.source}:{i.keys.external_id}" for i in incoming}
     names |= {f"{kind.value}:{value}" for i in incoming for kind, value in i.keys.identifiers()}
     await conn.execute(_LOCK_KEYS, {"keys": sorted({_lock_id(n) for n in names})})
@@ -722,7 +731,8 @@ async def link_records(
         )
     }
     linked = await _link_unchanged(conn, incoming, known)
-    linked.update(await _link_new(conn, [i for i in incoming if i.key not in known], policy, actor))
+    fresh = [i for i in incoming if i.key not in known]
+    linked.update(await _link_new(conn, fresh, shared, policy, actor))
     return linked
 
 
@@ -770,15 +780,15 @@ async def _link_unchanged(
 
 
 async def _link_new(
-    conn: AsyncConnection, incoming: Sequence[_Incoming], policy: MatchPolicy, actor: str
+    conn: AsyncConnection,
+    incoming: Sequence[_Incoming],
+    shared: set[tuple[IdentifierKind, str]],
+    policy: MatchPolicy,
+    actor: str,
 ) -> dict[tuple[str, str], Linked]:
-    """New records whose keys no customer holds and no other record of the batch shares:
-    a new customer each, with its golden fields, identifiers and ledger entry."""
-    shared: dict[tuple[IdentifierKind, str], int] = defaultdict(int)
-    for i in incoming:
-        for pair in i.keys.identifiers():
-            shared[pair] += 1
-    alone = [i for i in incoming if all(shared[p] == 1 for p in i.keys.identifiers())]
+    """New records whose keys no customer holds and no other record of the batch shares
+    (``shared``): a new customer each, with its golden fields, identifiers and ledger entry."""
+    alone = [i for i in incoming if not any(p in shared for p in i.keys.identifiers())]
     pairs = [p for i in alone for p in i.keys.identifiers()]
     held: set[tuple[str, str]] = set()
     if pairs:

@@ -4,11 +4,14 @@ the group."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,6 +19,7 @@ from api.ingestion import Outcome, ingest, toast_received
 from domain.events import CustomerRef
 from domain.identity import CustomerRecord
 from domain.model import Source
+from readmodel.database import create_engine
 from readmodel.projector import Projector
 from readmodel.tables import (
     customers,
@@ -94,9 +98,24 @@ async def _link(engine: AsyncEngine, *, ahead: bool) -> dict[str, str]:
         for ref in refs:
             customer_id, _ = await projector.customer(ref)
             assert customer_id is not None
-            landed[ref.external_id] = customer_id
+            landed[f"{ref.source.value}:{ref.external_id}"] = customer_id
         await projector.finish()
     return {k: min(e for e, c in landed.items() if c == v) for k, v in landed.items()}
+
+
+def _named(value: Any, person: dict[int, str]) -> str:
+    """Evidence as text, the customer ids in it replaced by who they are."""
+
+    def walk(v: Any, key: str = "") -> Any:
+        if isinstance(v, dict):
+            return sorted((k, walk(x, k)) for k, x in v.items())
+        if isinstance(v, list):
+            return [walk(x, key) for x in v]
+        if key.endswith("customer_id") and isinstance(v, int):
+            return person.get(v, "a merged customer")
+        return v
+
+    return str(walk(value))
 
 
 async def _state(engine: AsyncEngine) -> dict[str, Any]:
@@ -128,7 +147,7 @@ async def _state(engine: AsyncEngine) -> dict[str, Any]:
                 person.get(r.customer_id, "merged away"),
                 key.get(r.source_record_id, ""),
                 r.rule,
-                str(sorted(r.evidence.items())),
+                _named(r.evidence, person),
                 r.actor,
             )
             for r in (await conn.execute(select(identity_ledger))).all()
@@ -143,7 +162,7 @@ async def _state(engine: AsyncEngine) -> dict[str, Any]:
                 key[r.id],
                 person[r.customer_id],
                 r.matched_by,
-                str(sorted(r.evidence.items())),
+                _named(r.evidence, person),
                 str(sorted(r.attributes.items())),
                 r.source_version,
                 r.source_updated_at,
@@ -175,8 +194,72 @@ async def test_a_batch_linked_ahead_ends_where_linking_one_by_one_ends(
     assert together == one_by_one
     assert await _state(engine) == expected
     # and the cases the batch covers came out as they should
-    assert one_by_one["pair-b"] == "pair-a"
-    assert one_by_one["new-1"] == "new-1" and one_by_one["new-3"] == "new-3"
+    assert one_by_one["TOAST:pair-b"] == "TOAST:pair-a"
+    assert one_by_one["TOAST:new-1"] == "TOAST:new-1"
+    assert one_by_one["TOAST:new-3"] == "TOAST:new-3"
+
+
+# --- the same, over generated batches ------------------------------------------------------
+
+PEOPLE = [("Dana", "Ortiz"), ("Ari", "Haddad"), ("Dana", None), (None, None)]
+EMAILS = ["dana@example.com", "ari@example.com", "DANA@example.com ", None]
+PHONES = ["+1 415 555 0123", "(628) 201-3377", None]
+
+
+@st.composite
+def records(draw: st.DrawFn) -> CustomerRecord:
+    given, family = draw(st.sampled_from(PEOPLE))
+    return CustomerRecord(
+        source=draw(st.sampled_from([Source.TOAST, Source.TOAST, Source.HUBSPOT])),
+        external_id=f"g{draw(st.integers(1, 5))}",
+        version=draw(st.integers(1, 3)),
+        observed_at=T0,
+        given_name=given,
+        family_name=family,
+        email=draw(st.sampled_from(EMAILS)),
+        phone=draw(st.sampled_from(PHONES)),
+    )
+
+
+async def _generated(
+    database_url: str, before: list[CustomerRecord], batch: list[CustomerRecord], ahead: bool
+) -> tuple[dict[str, str], dict[str, Any]]:
+    engine = create_engine(database_url, pool_size=2)
+    try:
+        await _reset(engine)
+        async with engine.begin() as conn:
+            projector = Projector(conn, actor="setup")
+            for record in before:
+                await projector.customer(CustomerRef(record.source, record.external_id, record))
+        refs = [CustomerRef(r.source, r.external_id, r) for r in batch]
+        landed: dict[str, int] = {}
+        async with engine.begin() as conn:
+            projector = Projector(conn, actor="test")
+            if ahead:
+                await projector.link_customers(refs)
+            for ref in refs:
+                customer_id, _ = await projector.customer(ref)
+                assert customer_id is not None
+                landed[f"{ref.source.value}:{ref.external_id}"] = customer_id
+            await projector.finish()
+        together = {k: min(e for e, c in landed.items() if c == v) for k, v in landed.items()}
+        return together, await _state(engine)
+    finally:
+        await engine.dispose()
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(before=st.lists(records(), max_size=3), batch=st.lists(records(), min_size=1, max_size=8))
+def test_any_batch_linked_ahead_ends_where_linking_one_by_one_ends(
+    database_url: str, before: list[CustomerRecord], batch: list[CustomerRecord]
+) -> None:
+    one_by_one = asyncio.run(_generated(database_url, before, batch, ahead=False))
+    together = asyncio.run(_generated(database_url, before, batch, ahead=True))
+    assert together == one_by_one
 
 
 async def test_link_records_answers_only_the_records_it_linked(engine: AsyncEngine) -> None:

@@ -174,3 +174,33 @@ async def test_relays_in_two_processes_publish_each_row_once(
             await relay.stop()
         await other.stop()
         await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_rows_committed_while_the_listen_connection_was_down_are_still_published(
+    database_url: str,
+    engine: AsyncEngine,
+    notifier: ChangeNotifier,
+    redis: aioredis.Redis,
+    redis_prefix: str,
+) -> None:
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(channel_name(redis_prefix))
+    relay = Relay(engine, redis, prefix=redis_prefix, notifier=notifier, safety_poll_s=60)
+    try:
+        await relay.start()
+        for _ in range(100):
+            if await relay.published_seq() is not None:
+                break
+            await asyncio.sleep(0.05)
+        before = await append(engine, change(1))
+        assert [r.seq for r in await published(pubsub, 1)] == before
+        assert notifier._conn is not None
+        notifier._conn.terminate()  # the LISTEN connection drops: notifications are missed
+        missed = await append(engine, change(2))
+        # on reconnecting, the relay reads the feed (the safety poll is a minute away)
+        assert [r.seq for r in await published(pubsub, 1)] == missed
+        after = await append(engine, change(3))
+        assert [r.seq for r in await published(pubsub, 1)] == after
+    finally:
+        await relay.stop()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -310,3 +310,23 @@ async def test_shared_streams_keep_each_connections_money_locale(
         await ws.close()
     assert formatted["en-US"]["formatted"] == "$1,234.56"
     assert formatted["de-DE"]["formatted"].startswith("1.234,56")
+
+
+async def test_variables_that_cannot_form_a_shared_group_are_answered_individually(
+    engine: AsyncEngine, url: str
+) -> None:
+    store = await make_store(engine)
+    order = await make_order(engine, store_id=store, status=OrderStatus.PLACED)
+    async with connect(url) as ws:
+        await init(ws)
+        await send(ws, subscribe("big", {"o": 2**70}))  # beyond any JSON encoder's integers
+        await send(ws, subscribe("ok", {"o": order_gid(order)}))
+        await asyncio.sleep(0.3)
+        await change_status(engine, order, OrderStatus.READY)
+        messages: dict[str, dict[str, Any]] = {}
+        while len(messages) < 2:
+            message = await receive(ws)
+            messages.setdefault(message["id"], message)
+    assert messages["big"]["type"] in ("next", "error", "complete")  # answered, not dropped
+    assert messages["ok"]["type"] == "next"
+    assert messages["ok"]["payload"]["data"]["orderStatusChanged"]["status"] == "READY"

@@ -191,6 +191,17 @@ def test_card_numbers_are_tokenized_but_other_digit_runs_are_kept() -> None:
     assert "4155550123" in scrubbed
 
 
+def test_a_uuid_is_an_identifier_never_a_card_number() -> None:
+    # "86105-3213-4405-924" inside this guid is a Luhn-valid 16-digit run
+    guid = "85a86105-3213-4405-924e-426a0ef9bcab"
+    assert luhn_valid("8610532134405924")
+    assert scrub_text(guid) == guid
+    assert scrub_json({"order": {"guid": guid}}) == {"order": {"guid": guid}}
+    # a card number next to a UUID is still found
+    assert scrub_text(f"{guid} 4111 1111 1111 1111") == f"{guid} [card ****1111]"
+    assert scrub_text(f"{guid}/4111111111111111") == f"{guid}/[card ****1111]"
+
+
 @given(st.data())
 def test_parsers_raise_only_parse_errors_on_arbitrary_json(data: st.DataObject) -> None:
     value = data.draw(

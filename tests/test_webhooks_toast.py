@@ -152,3 +152,88 @@ async def test_concurrent_deliveries_commit_together_and_each_gets_its_own_answe
     assert {a.json()["event_id"] for a in answers} == {f"conc-evt-{i}" for i in range(20)}
     async with engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(orders))).scalar() == 20
+
+
+async def test_a_batch_waiting_on_the_database_does_not_hold_up_the_next_one(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from readmodel.tables import stores
+
+    # the waiting statement must outlast the test's steps, however slow the machine
+    async with app_client(configured(settings, statement_timeout_ms=120_000)) as toast:
+        await make_store(engine, source=Source.TOAST, external_id="rest-busy")
+        await make_store(engine, source=Source.TOAST, external_id="rest-free")
+        slow = dumps(toast_order_event("order-slow", restaurant="rest-busy"))
+        other_guest = toast_order_event("order-fast", restaurant="rest-free")
+        other_guest["details"]["order"]["checks"][0]["customer"] = {
+            "guid": "guest-2",
+            "firstName": "Ari",
+            "email": "ari@example.com",
+        }
+        fast = dumps(other_guest)
+        async with engine.connect() as holder:
+            # another transaction holds the busy store's row: an order for it must wait
+            await holder.execute(
+                select(stores.c.id).where(stores.c.external_id == "rest-busy").with_for_update()
+            )
+            first = asyncio.create_task(post_toast(toast, slow))
+            async with asyncio.timeout(20):
+                # polling pg_stat_activity: PostgreSQL has no event for "a backend now waits"
+                while not await _someone_waits_on_a_lock(engine):  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+                answer = await post_toast(toast, fast)  # committed while the first one waits
+            assert answer.json()["status"] == "applied"
+            assert not first.done()
+            async with engine.connect() as conn:
+                found = await conn.scalar(
+                    select(func.count())
+                    .select_from(orders)
+                    .where(orders.c.external_id == "order-fast")
+                )
+            assert found == 1
+            await holder.execute(text("COMMIT"))
+        assert (await first).json()["status"] == "applied"
+        assert (await the_order(engine, "order-slow")).status is not None
+
+
+async def _someone_waits_on_a_lock(engine: AsyncEngine) -> bool:
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
+
+
+async def test_a_delivery_the_database_times_out_on_is_refused_for_retry_not_rejected(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    from sqlalchemy import text
+
+    from readmodel.tables import stores
+
+    await make_store(engine, source=Source.TOAST, external_id="rest-busy")
+    body = dumps(toast_order_event("order-late", restaurant="rest-busy", event_guid="evt-late"))
+    async with app_client(configured(settings, statement_timeout_ms=300)) as client:
+        async with engine.connect() as holder:
+            await holder.execute(
+                select(stores.c.id).where(stores.c.external_id == "rest-busy").with_for_update()
+            )
+            refused = await post_toast(client, body)
+            await holder.execute(text("COMMIT"))
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "5"
+        assert refused.json()["error"]["code"] == "ingestion_unavailable"
+        async with engine.connect() as conn:
+            kept = await conn.scalar(select(func.count()).select_from(ingest_inbox))
+        assert kept == 0  # nothing half-written, nothing dead-lettered
+        retried = await post_toast(client, body)
+    assert retried.status_code == 200 and retried.json()["status"] == "applied"
