@@ -28,18 +28,24 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.ingestion import Delivery, Outcome, body_digest, ingest_in
+from api.ingestion import (
+    Delivery,
+    Outcome,
+    body_digest,
+    bulkable,
+    ingest_in,
+    ingest_orders_in_bulk,
+)
 from domain.cards import may_hold_card_number, scrub_json
-from domain.events import CustomerUpserted, DomainEvent, OrderUpserted
+from domain.events import CustomerUpserted, DomainEvent
 from domain.matching import MatchPolicy
 from domain.model import InboxStatus, Source
 from domain.sources import canonical, hubspot, square, toast
 from domain.sources.common import Node, ParseError, epoch_ms
-from readmodel import bulk, checkpoints, inbox
-from readmodel.projector import ProjectionError, Projector, store_currency
+from readmodel import checkpoints, inbox
+from readmodel.projector import Projector, store_currency
 
 log = logging.getLogger("guestgraph.import")
 
@@ -294,10 +300,6 @@ async def _map_batches(
         await out.put(exc)
 
 
-def _bulkable(d: Delivery) -> bool:
-    return bool(d.events) and all(isinstance(e, OrderUpserted) for e in d.events)
-
-
 async def _record_rejected(conn: AsyncConnection, deliveries: Sequence[Delivery]) -> list[Outcome]:
     """Rows that could not be mapped: kept in the inbox as rejected, with the reason."""
     if not deliveries:
@@ -328,59 +330,17 @@ async def _record_rejected(conn: AsyncConnection, deliveries: Sequence[Delivery]
     return outcomes
 
 
-async def _apply_orders(
-    conn: AsyncConnection, deliveries: Sequence[Delivery], *, actor: str, policy: MatchPolicy | None
-) -> list[Outcome] | None:
-    """Full orders in bulk, whatever the batch size: inbox rows in one statement, orders in
-    a handful (``readmodel.bulk``). None when something in the batch cannot be applied:
-    the savepoint rolls back and the caller takes the one-delivery-at-a-time path."""
-    projector = Projector(conn, actor=actor, policy=policy)
-    mark = projector.mark()
-    try:
-        async with conn.begin_nested():
-            fresh = await inbox.record_many(
-                conn,
-                [
-                    {
-                        "source": d.source.value,
-                        "event_id": d.event_id,
-                        "event_type": d.event_type,
-                        "raw_body": d.raw_body,
-                        "headers": dict(d.headers),
-                    }
-                    for d in deliveries
-                ],
-            )
-            first: list[Delivery] = []
-            outcomes = []
-            for d in deliveries:
-                row = fresh.pop((d.source.value, d.event_id), None)
-                if row is None:
-                    outcomes.append(Outcome(d.event_id, "duplicate"))
-                else:
-                    first.append(d)
-                    outcomes.append(Outcome(d.event_id, "applied", None, row))
-            events = [e for d in first for e in d.events if isinstance(e, OrderUpserted)]
-            await projector.prime_stores(e.store for e in events)
-            await projector.link_customers(e.customer for e in events)
-            await bulk.apply_orders(projector, events)
-    except (ProjectionError, DBAPIError) as exc:
-        projector.rolled_back(mark)
-        log.info("bulk import fell back to one row at a time: %s", exc)
-        return None
-    await projector.finish()
-    return outcomes
-
-
 async def _apply_batch(
     conn: AsyncConnection, kind: str, deliveries: Sequence[Delivery], policy: MatchPolicy | None
 ) -> list[Outcome]:
     actor = f"import:{kind}"
     mapped = [d for d in deliveries if d.error is None]
     outcomes = await _record_rejected(conn, [d for d in deliveries if d.error is not None])
-    if mapped and all(_bulkable(d) for d in mapped):
-        done = await _apply_orders(conn, mapped, actor=actor, policy=policy)
+    if mapped and all(bulkable(d) for d in mapped):
+        projector = Projector(conn, actor=actor, policy=policy)
+        done = await ingest_orders_in_bulk(conn, projector, mapped)
         if done is not None:
+            await projector.finish()
             return outcomes + done
     return outcomes + await ingest_in(conn, mapped, actor=actor, policy=policy)
 

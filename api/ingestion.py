@@ -323,7 +323,8 @@ async def ingest_in(
     return outcomes
 
 
-def _bulkable(d: Delivery) -> bool:
+def bulkable(d: Delivery) -> bool:
+    """A delivery that mapped to full orders only: it can take the bulk path."""
     return (
         d.error is None and bool(d.events) and all(isinstance(e, OrderUpserted) for e in d.events)
     )
@@ -332,11 +333,17 @@ def _bulkable(d: Delivery) -> bool:
 async def _ingest_bulk(
     conn: AsyncConnection, projector: Projector, deliveries: Sequence[Delivery]
 ) -> list[Outcome] | None:
-    """Full orders in bulk: inbox rows in one statement, orders in a handful (see
-    ``readmodel.bulk``). None when the batch does not qualify or a row cannot be applied:
-    the savepoint rolls back and the caller takes the per-delivery path."""
-    if not BULK_MIN <= len(deliveries) <= BULK_MAX or not all(_bulkable(d) for d in deliveries):
+    if not BULK_MIN <= len(deliveries) <= BULK_MAX or not all(bulkable(d) for d in deliveries):
         return None
+    return await ingest_orders_in_bulk(conn, projector, deliveries)
+
+
+async def ingest_orders_in_bulk(
+    conn: AsyncConnection, projector: Projector, deliveries: Sequence[Delivery]
+) -> list[Outcome] | None:
+    """Deliveries of full orders (``bulkable``) in bulk: inbox rows in one statement, orders
+    in a handful (see ``readmodel.bulk``). None when a row cannot be applied: the savepoint
+    rolls back and the caller takes the per-delivery path. The caller finishes ``projector``."""
     mark = projector.mark()
     try:
         async with conn.begin_nested():
@@ -358,6 +365,7 @@ async def _ingest_bulk(
             )
             applied = [d for d in deliveries if (d.source.value, d.event_id) in fresh]
             events = [e for d in applied for e in d.events if isinstance(e, OrderUpserted)]
+            await projector.prime_stores(e.store for e in events)
             await projector.link_customers(e.customer for e in events)
             await bulk.apply_orders(projector, events)
     except (ProjectionError, DBAPIError) as exc:
