@@ -87,9 +87,12 @@ def _batch() -> list[CustomerRecord]:
     ]
 
 
-async def _link(engine: AsyncEngine, *, ahead: bool) -> dict[str, str]:
-    """Link the batch in one transaction; answer which record landed with which."""
-    refs = [CustomerRef(r.source, r.external_id, r) for r in _batch()]
+async def _link(
+    engine: AsyncEngine, *, ahead: bool, batch: list[CustomerRecord] | None = None
+) -> dict[str, str]:
+    """Link ``batch`` (default: ``_batch()``) in one transaction, ahead as a group or not;
+    answer which record landed with which (each record named by the first of its customer)."""
+    refs = [CustomerRef(r.source, r.external_id, r) for r in (batch or _batch())]
     landed: dict[str, int] = {}
     async with engine.begin() as conn:
         projector = Projector(conn, actor="test")
@@ -231,18 +234,7 @@ async def _generated(
             projector = Projector(conn, actor="setup")
             for record in before:
                 await projector.customer(CustomerRef(record.source, record.external_id, record))
-        refs = [CustomerRef(r.source, r.external_id, r) for r in batch]
-        landed: dict[str, int] = {}
-        async with engine.begin() as conn:
-            projector = Projector(conn, actor="test")
-            if ahead:
-                await projector.link_customers(refs)
-            for ref in refs:
-                customer_id, _ = await projector.customer(ref)
-                assert customer_id is not None
-                landed[f"{ref.source.value}:{ref.external_id}"] = customer_id
-            await projector.finish()
-        together = {k: min(e for e, c in landed.items() if c == v) for k, v in landed.items()}
+        together = await _link(engine, ahead=ahead, batch=batch)
         return together, await _state(engine)
     finally:
         await engine.dispose()
