@@ -44,7 +44,7 @@ from domain.matching import MatchPolicy
 from domain.model import InboxStatus, Source
 from domain.sources import canonical, hubspot, square, toast
 from domain.sources.common import Node, ParseError, epoch_ms
-from readmodel import checkpoints, inbox
+from readmodel import checkpoints, inbox, traits
 from readmodel.projector import Projector, store_currency
 
 log = logging.getLogger("guestgraph.import")
@@ -337,12 +337,24 @@ async def _apply_batch(
     mapped = [d for d in deliveries if d.error is None]
     outcomes = await _record_rejected(conn, [d for d in deliveries if d.error is not None])
     if mapped and all(bulkable(d) for d in mapped):
-        projector = Projector(conn, actor=actor, policy=policy)
+        projector = Projector(conn, actor=actor, policy=policy, defer_traits=True)
         done = await ingest_orders_in_bulk(conn, projector, mapped)
         if done is not None:
             await projector.finish()
             return outcomes + done
-    return outcomes + await ingest_in(conn, mapped, actor=actor, policy=policy)
+    return outcomes + await ingest_in(conn, mapped, actor=actor, policy=policy, defer_traits=True)
+
+
+async def settle_traits(engine: AsyncEngine) -> int:
+    """Recompute every owed customer's traits (``traits.settle_owed``), a chunk per
+    transaction; the number of customers settled."""
+    settled = 0
+    while True:
+        async with engine.begin() as conn:
+            n = await traits.settle_owed(conn)
+        if not n:
+            return settled
+        settled += n
 
 
 async def run_import(
@@ -385,6 +397,9 @@ async def run_import(
                     summary.reasons[outcome.reason] = summary.reasons.get(outcome.reason, 0) + 1
             if on_progress is not None:
                 on_progress(summary.rows + summary.skipped, batch.last_offset)
+        # traits of the customers the batches touched, once (and any an earlier,
+        # interrupted import left owed)
+        await settle_traits(engine)
     finally:
         mapper.cancel()
         with contextlib.suppress(asyncio.CancelledError):

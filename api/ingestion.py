@@ -311,10 +311,14 @@ async def ingest_in(
     actor: str,
     store_scope: frozenset[int] | None = None,
     policy: MatchPolicy | None = None,
+    defer_traits: bool = False,
 ) -> list[Outcome]:
     """Like ``ingest``, in the caller's transaction. Each delivery's effects are applied
-    in a savepoint: one that cannot be applied is rolled back alone and kept as rejected."""
-    projector = Projector(conn, actor=actor, store_scope=store_scope, policy=policy)
+    in a savepoint: one that cannot be applied is rolled back alone and kept as rejected.
+    ``defer_traits``: record the touched customers as owing their traits (imports)."""
+    projector = Projector(
+        conn, actor=actor, store_scope=store_scope, policy=policy, defer_traits=defer_traits
+    )
     deliveries = await mapped(conn, received, projector)
     outcomes = await _ingest_bulk(conn, projector, deliveries)
     if outcomes is None:

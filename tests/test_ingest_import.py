@@ -15,8 +15,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import importer
+from api.fetcher import Fetcher
 from api.ingestion import replay
-from readmodel.tables import change_feed, ingest_inbox, order_line_items, orders
+from api.settings import Settings
+from readmodel.tables import (
+    change_feed,
+    customer_traits,
+    ingest_inbox,
+    order_line_items,
+    orders,
+    traits_owed,
+)
 from tests.ingest_support import square_order
 
 
@@ -74,6 +83,70 @@ async def test_an_interrupted_import_resumes_after_the_last_committed_batch(
     resumed = await importer.run_import(engine, path, "square-orders", batch_size=10)
     assert (resumed.skipped, resumed.applied, resumed.duplicate) == (10, 20, 0)
     assert (await counts(engine))[0] == 30
+
+
+async def traits_and_debt(engine: AsyncEngine) -> tuple[dict[int, tuple[int, int]], set[int]]:
+    """({customer: (order count, spend)} from customer_traits, customers owing traits)"""
+    async with engine.connect() as conn:
+        known = {
+            r.customer_id: (r.order_count, r.total_spend_amount)
+            for r in await conn.execute(select(customer_traits))
+        }
+        owed = set((await conn.execute(select(traits_owed.c.customer_id))).scalars())
+    return known, owed
+
+
+async def test_an_import_recomputes_traits_once_at_its_end_from_every_batch(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(order_rows(28)))  # 7 customers, 4 orders each
+    seen: list[tuple[dict[int, tuple[int, int]], set[int]]] = []
+
+    async def look() -> None:
+        seen.append(await traits_and_debt(engine))
+
+    pending: list[asyncio.Task[None]] = []
+    summary = await importer.run_import(
+        engine,
+        path,
+        "square-orders",
+        batch_size=7,
+        on_progress=lambda rows, offset: pending.append(asyncio.create_task(look())),
+    )
+    await asyncio.gather(*pending)
+    assert summary.applied == 28
+    # while the batches commit, their customers owe traits; none are computed yet
+    assert seen and all(not known and len(owed) == 7 for known, owed in seen)
+    known, owed = await traits_and_debt(engine)
+    assert owed == set()
+    assert sorted(known.values()) == [(4, 4 * 3154)] * 7
+
+
+async def test_traits_an_interrupted_import_owes_are_settled_by_the_background_worker(
+    engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(order_rows(14)))
+
+    def crash_after_first_batch(rows: int, offset: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await importer.run_import(
+            engine, path, "square-orders", batch_size=7, on_progress=crash_after_first_batch
+        )
+    known, owed = await traits_and_debt(engine)
+    assert (known, len(owed)) == ({}, 7)  # the debt is as durable as the committed batch
+    worker = Fetcher(engine, settings)
+    try:
+        assert await worker.settle_traits_once() == 7
+        assert await worker.settle_traits_once() == 0
+    finally:
+        await worker.client.aclose()
+    known, owed = await traits_and_debt(engine)
+    assert owed == set()
+    assert sorted(known.values()) == [(1, 3154)] * 7
 
 
 async def test_bad_rows_are_rejected_with_reasons_and_the_rest_applies(
