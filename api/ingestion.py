@@ -343,11 +343,17 @@ async def _ingest_bulk(
 
 
 async def ingest_orders_in_bulk(
-    conn: AsyncConnection, projector: Projector, deliveries: Sequence[Delivery]
+    conn: AsyncConnection,
+    projector: Projector,
+    deliveries: Sequence[Delivery],
+    *,
+    raise_transient: bool = False,
 ) -> list[Outcome] | None:
     """Deliveries of full orders (``bulkable``) in bulk: inbox rows in one statement, orders
     in a handful (see ``readmodel.bulk``). None when a row cannot be applied: the savepoint
-    rolls back and the caller takes the per-delivery path. The caller finishes ``projector``."""
+    rolls back and the caller takes the per-delivery path. The caller finishes ``projector``.
+    ``raise_transient``: a transient database error (a deadlock with a concurrent batch, a
+    lost connection) is raised for the caller to retry the batch, instead of falling back."""
     mark = projector.mark()
     try:
         async with conn.begin_nested():
@@ -373,6 +379,8 @@ async def ingest_orders_in_bulk(
             await projector.link_customers(e.customer for e in events)
             await bulk.apply_orders(projector, events)
     except (ProjectionError, DBAPIError) as exc:
+        if raise_transient and isinstance(exc, DBAPIError) and transient(exc):
+            raise
         projector.rolled_back(mark)
         log.info("bulk apply fell back to one delivery at a time: %s", exc)
         return None
