@@ -438,7 +438,9 @@ def test_a_shared_phone_never_merges_a_household_and_links_only_an_unambiguous_n
     them only when that one holds its exact name and no other holder's name agrees, and never
     while a holder is out of view."""
     record = keys(phone=HOME, name=name)
-    decision = decide(record, members, POLICY, household_counts(len(members) + unseen))
+    counts = household_counts(len(members) + unseen)
+    decision = decide(record, members, POLICY, counts)
+    assert decide(record, members[::-1], POLICY, counts) == decision
     assert not isinstance(decision, Merge)
     if isinstance(decision, LinkTo):
         assert unseen == 0
