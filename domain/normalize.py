@@ -16,6 +16,7 @@ source record, the key goes to the ``identifiers`` table.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,6 +66,13 @@ GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _FAKE_NATIONAL_NUMBERS = frozenset({"1234567890", "123456789", "0123456789", "9876543210"})
 
 
+# The keys are pure functions of their text, and the same guests come back order after
+# order: parsing with email-validator and phonenumbers costs tens of microseconds, a cache
+# hit well under one. Bounded, so a flood of distinct values cannot grow it.
+_CACHED = 1 << 16
+
+
+@functools.lru_cache(maxsize=_CACHED)
 def email_key(raw: str | None) -> str | None:
     """The email match key: trimmed, NFC, lower-case, syntactically valid; else None."""
     if raw is None:
@@ -100,6 +108,7 @@ def is_blocked_email(
     return key in frozenset(blocked) or local in frozenset(blocked_local_parts)
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def phone_key(raw: str | None, default_region: str = "US") -> str | None:
     """The phone match key: E.164 when ``raw`` is a valid number, else None."""
     if raw is None or not raw.strip():
@@ -116,8 +125,11 @@ def phone_key(raw: str | None, default_region: str = "US") -> str | None:
 def is_blocked_phone(key: str, blocked: Iterable[str] = ()) -> bool:
     """True for an E.164 key that is a placeholder (one repeated digit, 1234567890...)
     or one of ``blocked`` (e.g. the stores' own numbers, as E.164)."""
-    if key in frozenset(blocked):
-        return True
+    return key in frozenset(blocked) or _is_placeholder_phone(key)
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _is_placeholder_phone(key: str) -> bool:
     try:
         national = str(phonenumbers.parse(key).national_number)
     except phonenumbers.NumberParseException:
