@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -15,8 +17,13 @@ from domain.model import OrderStatus
 from domain.money import to_minor_units
 from domain.order_status import square_status, toast_status
 from domain.sources import hubspot, salesforce, square, toast
-from domain.sources.common import ParseError
-from tests.ingest_support import square_order, square_thin_order_event, toast_order_event
+from domain.sources.common import ParseError, parse_timestamp
+from tests.ingest_support import (
+    square_customer_event,
+    square_order,
+    square_thin_order_event,
+    toast_order_event,
+)
 
 
 def test_a_square_merge_becomes_an_upsert_of_the_winner_and_a_merge() -> None:
@@ -252,3 +259,95 @@ def test_the_published_json_schema_names_every_canonical_event_type() -> None:
     )
     assert tuple(schema["$defs"]["event"]["properties"]["type"]["enum"]) == canonical.EVENT_TYPES
     assert schema["properties"]["events"]["maxItems"] == canonical.MAX_BATCH
+
+
+def _error(parse: Any, payload: Any) -> str:
+    with pytest.raises(ParseError) as caught:
+        parse(payload)
+    assert str(caught.value) == (
+        f"{caught.value.path}: {caught.value.message}"
+        if caught.value.path
+        else caught.value.message
+    )
+    return str(caught.value)
+
+
+def _with(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    value = copy.deepcopy(value)
+    parent = value
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = new
+    return value
+
+
+def test_parse_errors_name_the_field_path_in_every_form() -> None:
+    order = square_order("o1")
+    event = toast_order_event("t1")
+    toast_order = {**event["details"]["order"], "restaurantGuid": "r"}
+    customer = square_customer_event()
+    assert _error(square.parse_event, {"type": "x"}) == "event_id: is required"
+    assert _error(square.parse_event, []) == "expected an object"
+    assert (
+        _error(square.parse_order, _with(order, ("line_items", 0, "total_money", "currency"), 7))
+        == "order.line_items[0].total_money.currency: not an ISO 4217 currency: '7'"
+    )
+    assert (
+        _error(
+            square.parse_order, _with(order, ("line_items", 0, "total_money", "currency"), "EUR")
+        )
+        == "order.line_items[0].total_money: currency differs from the order's USD"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("line_items", 0, "base_price_money"), [1]))
+        == "order.line_items[0].base_price_money: expected an object"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("line_items", 0, "quantity"), "two"))
+        == "order.line_items[0].quantity: expected a number"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("fulfillments", 0, "state"), ""))
+        == "order.fulfillments[0].state: must not be empty"
+    )
+    assert _error(square.parse_order, _with(order, ("fulfillments",), {})) == (
+        "order.fulfillments: expected an array"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("line_items",), [[]]))
+        == "order.line_items[0]: expected an object"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("updated_at",), "June"))
+        == "order.updated_at: not a timestamp: 'June'"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("total_money", "amount"), "1.5"))
+        == "order.total_money.amount: expected an integer"
+    )
+    assert (
+        _error(square.parse_event, _with(customer, ("data", "object", "customer", "id"), None))
+        == "data.object.customer.id: is required"
+    )
+    assert (
+        _error(
+            toast.parse_event,
+            _with(event, ("details", "order", "checks", 0, "selections", 0, "quantity"), 0),
+        )
+        == "details.order.checks[0].selections[0].quantity: must be positive"
+    )
+    assert (
+        _error(
+            lambda o: toast.parse_order(o, restaurant_guid="r"),
+            _with(toast_order, ("checks", 0, "payments"), [{"tipAmount": "lots"}]),
+        )
+        == "order.checks[0].payments[0].tipAmount: expected a number"
+    )
+    assert (
+        _error(
+            lambda o: toast.parse_order(o, restaurant_guid="r"),
+            _with(toast_order, ("modifiedDate",), "soon"),
+        )
+        == "order.modifiedDate: not a timestamp: 'soon'"
+    )
+    assert _error(lambda v: parse_timestamp(v), "soon") == "not a timestamp: 'soon'"
