@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.cards import luhn_valid, scrub_json, scrub_text
+from domain.cards import luhn_valid, may_hold_card_number, scrub_json, scrub_text
 from domain.events import CustomersMerged, CustomerUpserted, OrderFetchNeeded, OrderStatusObserved
 from domain.model import OrderStatus
 from domain.money import to_minor_units
@@ -259,6 +261,75 @@ def test_the_published_json_schema_names_every_canonical_event_type() -> None:
     )
     assert tuple(schema["$defs"]["event"]["properties"]["type"]["enum"]) == canonical.EVENT_TYPES
     assert schema["properties"]["events"]["maxItems"] == canonical.MAX_BATCH
+
+
+_ANY_13_DIGIT_RUN = re.compile(rb"[0-9](?:[ -]?[0-9]){12}")  # the pre-check's definition
+
+# digit groups with what may sit between them: runs near 13 digits, single and double
+# separators, letters and JSON punctuation
+_digit_runs = st.lists(
+    st.tuples(
+        st.text(alphabet="0123456789", min_size=1, max_size=7),
+        st.sampled_from(["", " ", "-", "  ", "--", " -", "x", '"', ",", "\\"]),
+    ),
+    max_size=6,
+).map(lambda parts: "".join(digits + between for digits, between in parts))
+
+
+@given(st.binary(max_size=80) | _digit_runs.map(str.encode))
+def test_the_card_pre_check_says_yes_exactly_when_a_13_digit_run_is_there(
+    serialized: bytes,
+) -> None:
+    assert may_hold_card_number(serialized) is (_ANY_13_DIGIT_RUN.search(serialized) is not None)
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**63), max_value=2**63 - 1)  # what JSON serializers take
+        | _digit_runs
+        | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(_digit_runs | st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_the_card_pre_check_never_misses_a_card_number_in_any_string(value: object) -> None:
+    serialized = orjson.dumps(value)
+    held = may_hold_card_number(serialized)
+    assert held is (_ANY_13_DIGIT_RUN.search(serialized) is not None)
+    if not held:  # nothing for the scrubber to take
+        assert scrub_json(value) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "4111111111111111",
+        "x4111111111111111y",
+        "5500 0000 0000 0004",
+        "4222222222222",  # 13 digits
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "6011-0009-9013-9424-009",  # 19 digits
+    ],
+)
+def test_a_card_number_in_a_string_key_or_value_is_always_caught(text: str) -> None:
+    for value in ({"note": f"paid with {text}"}, {text: 1}, [[{"a": text}]]):
+        serialized = orjson.dumps(value)
+        assert may_hold_card_number(serialized)
+        assert scrub_json(value) != value
+
+
+@pytest.mark.parametrize(
+    "text", ["4111 1111 1111", "4111  1111 1111 1111", "4111 -1111-1111-1111", "2026-06-14T18"]
+)
+def test_digit_runs_broken_by_double_separators_are_not_candidates(text: str) -> None:
+    assert not may_hold_card_number(orjson.dumps({"note": text}))
 
 
 def _error(parse: Any, payload: Any) -> str:
