@@ -144,6 +144,11 @@ class Node:
 
     def number(self) -> Decimal:
         value = self.value
+        if type(value) is float or type(value) is int:  # str() of these has no blanks
+            result = Decimal(str(value))
+            if not result.is_finite():
+                raise ParseError(self.path, "expected a finite number")
+            return result
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ParseError(self.path, "expected a number")
         try:
