@@ -1,4 +1,5 @@
-"""The background fetcher: completes thin webhook events from the vendors' APIs.
+"""The background fetcher: completes thin webhook events from the vendors' APIs (and settles
+traits an interrupted import left owed, see ``readmodel.traits``).
 
 A thin event (a Square order webhook, a HubSpot ``contact.creation``) is acknowledged as
 soon as its inbox row is durable, with status ``pending``. This task claims due pending
@@ -27,7 +28,7 @@ from domain.events import ContactFetchNeeded, CustomerUpserted, DomainEvent, Ord
 from domain.model import InboxStatus, Source
 from domain.sources import hubspot, square
 from domain.sources.common import ParseError
-from readmodel import inbox
+from readmodel import inbox, traits
 from readmodel.inbox import InboxRow
 from readmodel.projector import ProjectionError, Projector
 
@@ -142,6 +143,8 @@ class Fetcher:
         while not self._stopping:
             try:
                 worked = await self.run_once()
+                # traits an interrupted import left owed: a chunk per pass
+                worked += await self.settle_traits_once()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the loop must outlive a database hiccup
@@ -162,6 +165,11 @@ class Fetcher:
             )
         await asyncio.gather(*(self._work(row) for row in rows))
         return len(rows)
+
+    async def settle_traits_once(self) -> int:
+        """Settle one chunk of owed traits (``traits.settle_owed``); how many."""
+        async with self.engine.begin() as conn:
+            return await traits.settle_owed(conn)
 
     async def _work(self, row: InboxRow) -> None:
         async with self._limit:

@@ -9,8 +9,9 @@ of orders that cannot be applied as a whole. Rows that cannot be mapped are kept
 as rejected with the reason. Every row gets an inbox row keyed by what it describes
 and its version (``import:<id>:<version>``), so re-running a file changes nothing; the
 position reached is checkpointed in the same transaction, so an interrupted import resumes
-where the last committed batch ended. Rows are read and mapped one batch ahead of the
-writer, on the same event loop.
+where the committed batches end. Rows are read and mapped one batch ahead of the writers,
+on the same event loop; order files have two writers (two batches in flight, each in its own
+transaction), other kinds one. Traits are recomputed once, at the end (``traits_owed``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import gc
 import hashlib
 import io
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.ingestion import (
@@ -37,6 +40,7 @@ from api.ingestion import (
     bulkable,
     ingest_in,
     ingest_orders_in_bulk,
+    transient,
 )
 from domain.cards import may_hold_card_number, scrub_json
 from domain.events import CustomerUpserted, DomainEvent
@@ -44,7 +48,7 @@ from domain.matching import MatchPolicy
 from domain.model import InboxStatus, Source
 from domain.sources import canonical, hubspot, square, toast
 from domain.sources.common import Node, ParseError, epoch_ms
-from readmodel import checkpoints, inbox
+from readmodel import checkpoints, inbox, traits
 from readmodel.projector import Projector, store_currency
 
 log = logging.getLogger("guestgraph.import")
@@ -337,12 +341,89 @@ async def _apply_batch(
     mapped = [d for d in deliveries if d.error is None]
     outcomes = await _record_rejected(conn, [d for d in deliveries if d.error is not None])
     if mapped and all(bulkable(d) for d in mapped):
-        projector = Projector(conn, actor=actor, policy=policy)
-        done = await ingest_orders_in_bulk(conn, projector, mapped)
+        projector = Projector(conn, actor=actor, policy=policy, defer_traits=True)
+        done = await ingest_orders_in_bulk(conn, projector, mapped, raise_transient=True)
         if done is not None:
             await projector.finish()
             return outcomes + done
-    return outcomes + await ingest_in(conn, mapped, actor=actor, policy=policy)
+    return outcomes + await ingest_in(conn, mapped, actor=actor, policy=policy, defer_traits=True)
+
+
+async def settle_traits(engine: AsyncEngine) -> int:
+    """Recompute every owed customer's traits (``traits.settle_owed``), a chunk per
+    transaction; the number of customers settled."""
+    settled = 0
+    while True:
+        async with engine.begin() as conn:
+            n = await traits.settle_owed(conn)
+        if not n:
+            return settled
+        settled += n
+
+
+# Files of full orders are written by two transactions side by side: while one waits for
+# PostgreSQL (or for its commit to be flushed), the next batch is applied on a second
+# connection, so PostgreSQL works on both cores. Other kinds link people one after another
+# in file order (who survives a merge depends on it), so they keep one writer.
+ORDER_KINDS = frozenset({"square-orders", "toast-orders"})
+ORDER_WRITERS = 2
+# a batch that meets a transient database error (a deadlock with the batch beside it, a
+# lost connection) is rolled back whole and tried again, this many times in all
+ATTEMPTS = 5
+
+
+class _Committed:
+    """Which batches have committed, and so how far the file is done: to the end of the
+    longest run of committed batches from the start (batches may commit out of order)."""
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        self._next = 0  # the first batch not known to be committed
+        self._ahead: dict[int, int] = {}  # batches committed after a gap: number -> last row
+
+    def position_with(self, number: int, last_row: int) -> int:
+        """The position batch ``number`` records in its transaction: as far as the batches
+        before it have committed, and past itself only when all of them have."""
+        position, following = self.position, self._next
+        ahead = {**self._ahead, number: last_row}
+        while following in ahead:
+            position = ahead[following]
+            following += 1
+        return position
+
+    def commit(self, number: int, last_row: int) -> None:
+        self._ahead[number] = last_row
+        while self._next in self._ahead:
+            self.position = self._ahead.pop(self._next)
+            self._next += 1
+
+
+async def _write_batch(
+    engine: AsyncEngine,
+    kind: str,
+    key: str,
+    number: int,
+    batch: _Batch,
+    committed: _Committed,
+    policy: MatchPolicy | None,
+) -> list[Outcome]:
+    """One batch in one transaction with its checkpoint; transient failures retried."""
+    attempt = 1
+    while True:
+        try:
+            async with engine.begin() as conn:
+                outcomes = await _apply_batch(conn, kind, batch.deliveries, policy)
+                position = committed.position_with(number, batch.last_row)
+                await checkpoints.advance(conn, key, kind, position)
+        except DBAPIError as exc:
+            if not transient(exc) or attempt >= ATTEMPTS:
+                raise
+            log.info("import batch %d failed (%s); trying it again", number, exc.orig)
+            await asyncio.sleep(0.05 * attempt)
+            attempt += 1
+            continue
+        committed.commit(number, batch.last_row)
+        return outcomes
 
 
 async def run_import(
@@ -354,38 +435,69 @@ async def run_import(
     restart: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     policy: MatchPolicy | None = None,
+    writers: int | None = None,
 ) -> Summary:
-    """Import ``path``; ``on_progress(rows_done, byte_offset)`` after each batch.
+    """Import ``path``; ``on_progress(rows_done, byte_offset)`` after each batch, in file
+    order.
 
     ``policy`` is the identity matching configuration (``Settings.match_policy()``).
-    Uses two connections of ``engine``: one maps rows ahead (reading store currencies),
-    one writes the batches, one transaction each, in file order."""
+    One connection of ``engine`` maps rows ahead (reading store currencies); ``writers``
+    (default: two for order files, one otherwise) write the batches, one transaction each.
+    If the import stops part-way, every batch that committed stays, and the checkpoint
+    never passes a batch that did not commit."""
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r}; one of {', '.join(KINDS)}")
+    width = writers or (ORDER_WRITERS if kind in ORDER_KINDS else 1)
     key = file_key(path, kind)
     summary = Summary()
-    async with engine.connect() as conn:
-        done = 0 if restart else await checkpoints.position(conn, key)
+    async with engine.begin() as conn:
+        if restart:
+            await checkpoints.reset(conn, key)
+        done = await checkpoints.position(conn, key)
     summary.skipped = done
+    committed = _Committed(done)
     queue: asyncio.Queue[_Batch | Exception | None] = asyncio.Queue(maxsize=2)
+    in_flight: deque[tuple[_Batch, asyncio.Task[list[Outcome]]]] = deque()
+
+    async def report_oldest() -> None:
+        batch, task = in_flight[0]
+        outcomes = await task
+        in_flight.popleft()
+        for outcome in outcomes:
+            setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
+            if outcome.status == "rejected" and outcome.reason:
+                summary.reasons[outcome.reason] = summary.reasons.get(outcome.reason, 0) + 1
+        if on_progress is not None:
+            on_progress(summary.rows + summary.skipped, batch.last_offset)
+
     # The objects alive now (libraries, metadata) never become garbage during an import:
     # keep the collector from walking them again and again while batches come and go.
     gc.freeze()
     mapper = asyncio.create_task(_map_batches(engine, path, kind, key, batch_size, done, queue))
     try:
+        number = 0
         while (batch := await queue.get()) is not None:
             if isinstance(batch, Exception):
                 raise batch
+            if len(in_flight) >= width:
+                await report_oldest()
+            write = _write_batch(engine, kind, key, number, batch, committed, policy)
+            in_flight.append((batch, asyncio.create_task(write)))
+            number += 1
+        while in_flight:
+            await report_oldest()
+        if width > 1 and number:
+            # two batches that committed side by side may each have recorded the position
+            # without the other: record the end
             async with engine.begin() as conn:
-                outcomes = await _apply_batch(conn, kind, batch.deliveries, policy)
-                await checkpoints.advance(conn, key, kind, batch.last_row)
-            for outcome in outcomes:
-                setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
-                if outcome.status == "rejected" and outcome.reason:
-                    summary.reasons[outcome.reason] = summary.reasons.get(outcome.reason, 0) + 1
-            if on_progress is not None:
-                on_progress(summary.rows + summary.skipped, batch.last_offset)
+                await checkpoints.advance(conn, key, kind, committed.position)
+        # traits of the customers the batches touched, once (and any an earlier,
+        # interrupted import left owed)
+        await settle_traits(engine)
     finally:
+        # a batch already writing is never cancelled mid-transaction: it commits or fails
+        if in_flight:
+            await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
         mapper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await mapper

@@ -311,10 +311,14 @@ async def ingest_in(
     actor: str,
     store_scope: frozenset[int] | None = None,
     policy: MatchPolicy | None = None,
+    defer_traits: bool = False,
 ) -> list[Outcome]:
     """Like ``ingest``, in the caller's transaction. Each delivery's effects are applied
-    in a savepoint: one that cannot be applied is rolled back alone and kept as rejected."""
-    projector = Projector(conn, actor=actor, store_scope=store_scope, policy=policy)
+    in a savepoint: one that cannot be applied is rolled back alone and kept as rejected.
+    ``defer_traits``: record the touched customers as owing their traits (imports)."""
+    projector = Projector(
+        conn, actor=actor, store_scope=store_scope, policy=policy, defer_traits=defer_traits
+    )
     deliveries = await mapped(conn, received, projector)
     outcomes = await _ingest_bulk(conn, projector, deliveries)
     if outcomes is None:
@@ -339,11 +343,17 @@ async def _ingest_bulk(
 
 
 async def ingest_orders_in_bulk(
-    conn: AsyncConnection, projector: Projector, deliveries: Sequence[Delivery]
+    conn: AsyncConnection,
+    projector: Projector,
+    deliveries: Sequence[Delivery],
+    *,
+    raise_transient: bool = False,
 ) -> list[Outcome] | None:
     """Deliveries of full orders (``bulkable``) in bulk: inbox rows in one statement, orders
     in a handful (see ``readmodel.bulk``). None when a row cannot be applied: the savepoint
-    rolls back and the caller takes the per-delivery path. The caller finishes ``projector``."""
+    rolls back and the caller takes the per-delivery path. The caller finishes ``projector``.
+    ``raise_transient``: a transient database error (a deadlock with a concurrent batch, a
+    lost connection) is raised for the caller to retry the batch, instead of falling back."""
     mark = projector.mark()
     try:
         async with conn.begin_nested():
@@ -369,6 +379,8 @@ async def ingest_orders_in_bulk(
             await projector.link_customers(e.customer for e in events)
             await bulk.apply_orders(projector, events)
     except (ProjectionError, DBAPIError) as exc:
+        if raise_transient and isinstance(exc, DBAPIError) and transient(exc):
+            raise
         projector.rolled_back(mark)
         log.info("bulk apply fell back to one delivery at a time: %s", exc)
         return None

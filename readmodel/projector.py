@@ -102,8 +102,12 @@ class Projector:
         actor: str,
         store_scope: frozenset[int] | None = None,
         policy: MatchPolicy | None = None,
+        defer_traits: bool = False,
     ) -> None:
         self.conn = conn
+        # True (imports): ``finish`` records the touched customers as owing their traits
+        # (``traits.owe_traits``) instead of recomputing them; the caller settles the debt
+        self.defer_traits = defer_traits
         self.actor = actor
         self.store_scope = store_scope
         self.policy = policy  # identity matching rules (GUESTGRAPH_IDENTITY_*); None = defaults
@@ -142,7 +146,9 @@ class Projector:
 
     async def finish(self) -> None:
         """Recompute traits of every customer whose orders changed; append the changes."""
-        if self._trait_customers:
+        if self._trait_customers and self.defer_traits:
+            await traits.owe_traits(self.conn, self._trait_customers)
+        elif self._trait_customers:
             await traits.recompute_traits(self.conn, self._trait_customers)
         if self._changes:
             await changefeed.append_changes(self.conn, self._changes)

@@ -447,6 +447,16 @@ customer_traits = Table(
     Index("ix_customer_traits_store_ids", "store_ids", postgresql_using="gin"),
 )
 
+# --- traits owed: customers whose orders a running import changed, their traits not yet
+# recomputed (an import recomputes them once at its end instead of after every batch;
+# ``readmodel.traits.settle_owed``) ---
+traits_owed = Table(
+    "traits_owed",
+    metadata,
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), primary_key=True),
+    Column("owed_since", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 # --- ingestion and the change feed -------------------------------------------------------
 
 ingest_inbox = Table(

@@ -95,3 +95,44 @@ async def recompute_traits(conn: AsyncConnection, customer_ids: Iterable[int]) -
     ids = sorted(set(customer_ids))
     if ids:
         await conn.execute(_RECOMPUTE, {"ids": ids, "kept": FAVORITE_ITEMS_KEPT})
+
+
+# --- traits owed -------------------------------------------------------------------------
+# A backfill touches the same customers batch after batch; recomputing them after every
+# batch re-reads their whole history each time. An import instead records the customers it
+# touched (in each batch's transaction, so the debt is as durable as the orders) and settles
+# the debt once at its end. An import that is interrupted leaves the debt in the table:
+# the next import settles it, and so does the background worker of ``guestgraph serve``.
+
+_OWE = text(
+    "INSERT INTO traits_owed (customer_id) SELECT unnest(:ids) ORDER BY 1"
+    " ON CONFLICT (customer_id) DO NOTHING"
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+
+_CLAIM = text(
+    """
+DELETE FROM traits_owed WHERE customer_id IN (
+    SELECT customer_id FROM traits_owed ORDER BY customer_id LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+RETURNING customer_id
+"""
+)
+
+SETTLE_CHUNK = 2000
+
+
+async def owe_traits(conn: AsyncConnection, customer_ids: Iterable[int]) -> None:
+    """Record that ``customer_ids``' traits are stale, in the caller's transaction."""
+    ids = sorted(set(customer_ids))
+    if ids:
+        await conn.execute(_OWE, {"ids": ids})
+
+
+async def settle_owed(conn: AsyncConnection, limit: int = SETTLE_CHUNK) -> int:
+    """Recompute up to ``limit`` owed customers' traits and clear their debt, in the
+    caller's transaction; the number settled (0: nothing owed, or all of it being settled
+    by another transaction). Owed rows another transaction holds are skipped, not waited on."""
+    rows = await conn.execute(_CLAIM, {"limit": limit})
+    ids = [int(r[0]) for r in rows]
+    await recompute_traits(conn, ids)
+    return len(ids)

@@ -105,8 +105,10 @@ async def test_a_batch_of_orders_costs_the_same_statements_for_20_or_400_orders(
     # checkpoint read; savepoint and release; inbox rows; stores (look-up, the new one);
     # new customers (identity.link_records: locks, known records, customers, records,
     # ledger, golden fields); orders (existing, new); menu items; line items (COPY, not
-    # counted here); status backlog; history; traits; change feed; checkpoint
-    assert statements == 22, statements
+    # counted here); status backlog; history; traits owed; change feed; checkpoint; then,
+    # once per import, the end checkpointed again (two writers may each have recorded less)
+    # and the traits settled (claim the debt, recompute, find none left)
+    assert statements == 26, statements
 
 
 async def test_orders_of_new_customers_create_the_customers_in_bulk(

@@ -15,8 +15,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import importer
+from api.fetcher import Fetcher
 from api.ingestion import replay
-from readmodel.tables import change_feed, ingest_inbox, order_line_items, orders
+from api.settings import Settings
+from readmodel import checkpoints
+from readmodel.tables import (
+    change_feed,
+    customer_traits,
+    ingest_inbox,
+    order_line_items,
+    order_status_history,
+    orders,
+    traits_owed,
+)
 from tests.ingest_support import square_order
 
 
@@ -68,12 +79,148 @@ async def test_an_interrupted_import_resumes_after_the_last_committed_batch(
 
     with pytest.raises(KeyboardInterrupt):
         await importer.run_import(
-            engine, path, "square-orders", batch_size=10, on_progress=crash_after_first_batch
+            engine,
+            path,
+            "square-orders",
+            batch_size=10,
+            on_progress=crash_after_first_batch,
+            writers=1,  # nothing else in flight: exactly the first batch is committed
         )
     assert (await counts(engine))[0] == 10
     resumed = await importer.run_import(engine, path, "square-orders", batch_size=10)
     assert (resumed.skipped, resumed.applied, resumed.duplicate) == (10, 20, 0)
     assert (await counts(engine))[0] == 30
+
+
+async def checkpoint_of(engine: AsyncEngine, path: Path) -> int:
+    async with engine.connect() as conn:
+        return await checkpoints.position(conn, importer.file_key(path, "square-orders"))
+
+
+async def test_with_two_writers_an_interrupted_import_loses_and_doubles_nothing(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(order_rows(40)))
+
+    def crash_after_first_batch(rows: int, offset: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await importer.run_import(
+            engine, path, "square-orders", batch_size=10, on_progress=crash_after_first_batch
+        )
+    # the batch beside the first one was already writing: it finished, it was not cut off
+    stored = (await counts(engine))[0]
+    assert stored == 20
+    # the checkpoint never passes a batch that did not commit
+    assert (await checkpoint_of(engine, path)) in (10, 20)
+    resumed = await importer.run_import(engine, path, "square-orders", batch_size=10)
+    assert resumed.skipped == await checkpoint_of(engine, path) - resumed.rows
+    assert resumed.applied == 20  # the two batches never written
+    assert resumed.duplicate == 20 - resumed.skipped  # a committed batch read again
+    assert (await counts(engine))[:2] == [40, 120]
+    assert await checkpoint_of(engine, path) == 40
+
+
+async def test_two_writers_apply_the_versions_of_one_order_spread_over_batches(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Batches written side by side meet the same orders and customers; the newest version
+    wins whatever commits first, and every status reported is in the history."""
+    steps = [(1, "OPEN", "PROPOSED"), (2, "OPEN", "PREPARED"), (3, "COMPLETED", "COMPLETED")]
+    rows = [
+        square_order(f"SPREAD{i}", version=v, state=st, fulfillment_state=fs, customer_id="C1")
+        for v, st, fs in steps
+        for i in range(12)
+    ]
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(rows))
+    summary = await importer.run_import(engine, path, "square-orders", batch_size=5, writers=2)
+    assert (summary.applied, summary.rejected) == (36, 0)
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(orders.c.source_version, orders.c.status))).all()
+        history = (
+            await conn.execute(
+                select(order_status_history.c.status, func.count()).group_by(
+                    order_status_history.c.status
+                )
+            )
+        ).all()
+    assert sorted(stored) == [(3, "COMPLETED")] * 12
+    assert dict(history) == {"PLACED": 12, "READY": 12, "COMPLETED": 12}
+    known, owed = await traits_and_debt(engine)
+    assert owed == set() and list(known.values()) == [(12, 12 * 3154)]
+    assert await checkpoint_of(engine, path) == 36
+
+
+async def traits_and_debt(engine: AsyncEngine) -> tuple[dict[int, tuple[int, int]], set[int]]:
+    """({customer: (order count, spend)} from customer_traits, customers owing traits)"""
+    async with engine.connect() as conn:
+        known = {
+            r.customer_id: (r.order_count, r.total_spend_amount)
+            for r in await conn.execute(select(customer_traits))
+        }
+        owed = set((await conn.execute(select(traits_owed.c.customer_id))).scalars())
+    return known, owed
+
+
+async def test_an_import_recomputes_traits_once_at_its_end_from_every_batch(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(order_rows(28)))  # 7 customers, 4 orders each
+    seen: list[tuple[dict[int, tuple[int, int]], set[int]]] = []
+
+    async def look() -> None:
+        seen.append(await traits_and_debt(engine))
+
+    pending: list[asyncio.Task[None]] = []
+    summary = await importer.run_import(
+        engine,
+        path,
+        "square-orders",
+        batch_size=7,
+        on_progress=lambda rows, offset: pending.append(asyncio.create_task(look())),
+    )
+    await asyncio.gather(*pending)
+    assert summary.applied == 28
+    # while the batches commit, their customers owe traits; none are computed yet
+    assert seen and all(not known and len(owed) == 7 for known, owed in seen)
+    known, owed = await traits_and_debt(engine)
+    assert owed == set()
+    assert sorted(known.values()) == [(4, 4 * 3154)] * 7
+
+
+async def test_traits_an_interrupted_import_owes_are_settled_by_the_background_worker(
+    engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(order_rows(14)))
+
+    def crash_after_first_batch(rows: int, offset: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await importer.run_import(
+            engine,
+            path,
+            "square-orders",
+            batch_size=7,
+            on_progress=crash_after_first_batch,
+            writers=1,
+        )
+    known, owed = await traits_and_debt(engine)
+    assert (known, len(owed)) == ({}, 7)  # the debt is as durable as the committed batch
+    worker = Fetcher(engine, settings)
+    try:
+        assert await worker.settle_traits_once() == 7
+        assert await worker.settle_traits_once() == 0
+    finally:
+        await worker.client.aclose()
+    known, owed = await traits_and_debt(engine)
+    assert owed == set()
+    assert sorted(known.values()) == [(1, 3154)] * 7
 
 
 async def test_bad_rows_are_rejected_with_reasons_and_the_rest_applies(
