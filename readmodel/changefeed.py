@@ -88,16 +88,22 @@ message AS (
   SELECT array_agg(seq ORDER BY seq) AS seqs, max(seq) AS newest,
     json_agg(json_build_object(
       'seq', seq, 'topic', topic, 'key', key, 'customer_id', customer_id,
-      'order_id', order_id, 'store_id', store_id, 'payload', payload) ORDER BY seq)::text AS body
+      'order_id', order_id, 'store_id', store_id, 'payload', payload) ORDER BY seq)
+      FILTER (WHERE $10::boolean)::text AS body
   FROM appended
 )
 SELECT seqs, pg_notify(
-  $8::text, CASE WHEN octet_length(body) <= $9::int THEN body ELSE newest::text END)
+  $8::text,
+  CASE WHEN octet_length(body) <= $9::int THEN body ELSE newest::text END)
 FROM message
 """
 
 # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 MAX_NOTIFY_BYTES = 7900
+# a row's JSON takes at least this many bytes: more rows than MAX_NOTIFY_BYTES / this can
+# never fit in a notification, so the statement does not build the JSON of a large batch
+# (an import's 4,000 rows: about a megabyte, built to be thrown away)
+MIN_ROW_JSON_BYTES = 100
 
 
 async def append_changes(conn: AsyncConnection, changes: Sequence[Change]) -> list[int]:
@@ -119,6 +125,7 @@ async def append_changes(conn: AsyncConnection, changes: Sequence[Change]) -> li
         CHANGE_FEED_LOCK_KEY,
         CHANGE_FEED_CHANNEL,
         MAX_NOTIFY_BYTES,
+        len(changes) * MIN_ROW_JSON_BYTES <= MAX_NOTIFY_BYTES,
     )
     return [int(seq) for seq in rows[0]["seqs"]]
 

@@ -9,16 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, make_url, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api import importer
 from api.fetcher import Fetcher
 from api.ingestion import replay
 from api.settings import Settings
 from readmodel import checkpoints
+from readmodel.database import async_url
 from readmodel.tables import (
     change_feed,
     customer_traits,
@@ -221,6 +223,40 @@ async def test_traits_an_interrupted_import_owes_are_settled_by_the_background_w
     known, owed = await traits_and_debt(engine)
     assert owed == set()
     assert sorted(known.values()) == [(1, 3154)] * 7
+
+
+async def test_a_batch_that_meets_a_transient_error_is_written_again_whole(
+    database_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A transient failure (here: a lock wait longer than the session's lock_timeout, on the
+    checkpoint row another transaction holds) rolls the whole batch back; it is tried again,
+    and every row is applied exactly once."""
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(order_rows(30)))
+    key = importer.file_key(path, "square-orders")
+    impatient = create_async_engine(
+        async_url(database_url), connect_args={"server_settings": {"lock_timeout": "100"}}
+    )
+    holder = await asyncpg.connect(make_url(database_url).render_as_string(hide_password=False))
+    try:
+        await holder.execute(
+            "INSERT INTO import_checkpoints (file_key, kind) VALUES ($1, 'square-orders')", key
+        )
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT 1 FROM import_checkpoints WHERE file_key = $1 FOR UPDATE", key)
+        running = asyncio.create_task(
+            importer.run_import(impatient, path, "square-orders", batch_size=10, writers=1)
+        )
+        await asyncio.sleep(0.4)  # the first batch times out on the checkpoint row, retries
+        assert not running.done()
+        await holder.execute("ROLLBACK")
+        summary = await asyncio.wait_for(running, 60)
+    finally:
+        await holder.close()
+        await impatient.dispose()
+    assert (summary.applied, summary.duplicate, summary.rejected) == (30, 0, 0)
+    assert (await counts(engine))[:2] == [30, 90]
+    assert await checkpoint_of(engine, path) == 30
 
 
 async def test_bad_rows_are_rejected_with_reasons_and_the_rest_applies(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg  # type: ignore[import-untyped]
+import orjson
 import pytest
 import redis.asyncio as aioredis
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from readmodel import changefeed
@@ -83,6 +86,32 @@ async def test_rows_too_big_for_a_notification_are_announced_by_their_newest_seq
     await asyncio.wait_for(done.wait(), 5)
     assert heard == [None]
     assert notifier.latest == seqs[-1]
+
+
+async def test_a_batch_too_large_to_notify_is_never_one_that_would_have_fitted(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """Past MAX_NOTIFY_BYTES / MIN_ROW_JSON_BYTES rows the append does not build the rows'
+    JSON at all (an import's batch would be a megabyte, thrown away). Sound only if no row
+    is ever shorter than MIN_ROW_JSON_BYTES: the smallest row the feed can hold (shortest
+    topic, one-character key, no ids, empty payload), as the notification writes it."""
+    shortest = min(
+        (v for k, v in vars(changefeed).items() if k.isupper() and isinstance(v, str)),
+        key=len,
+    )
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(make_url(database_url).render_as_string(False))
+    try:
+        await listener.add_listener(
+            changefeed.CHANGE_FEED_CHANNEL, lambda *args: heard.put_nowait(args[-1])
+        )
+        await append(engine, Change(shortest, "k", {}))
+        body = await asyncio.wait_for(heard.get(), 5)
+    finally:
+        await listener.close()
+    rows = orjson.loads(body)
+    assert len(rows) == 1 and rows[0]["topic"] == shortest
+    assert len(body.encode()) - len("[]") >= changefeed.MIN_ROW_JSON_BYTES
 
 
 async def test_a_rolled_back_append_notifies_nobody(
