@@ -19,7 +19,7 @@ from domain.model import OrderStatus
 from domain.money import to_minor_units
 from domain.order_status import square_status, toast_status
 from domain.sources import hubspot, salesforce, square, toast
-from domain.sources.common import ParseError, parse_timestamp
+from domain.sources.common import Node, ParseError, parse_timestamp
 from tests.ingest_support import (
     square_customer_event,
     square_order,
@@ -422,3 +422,28 @@ def test_parse_errors_name_the_field_path_in_every_form() -> None:
         == "order.modifiedDate: not a timestamp: 'soon'"
     )
     assert _error(lambda v: parse_timestamp(v), "soon") == "not a timestamp: 'soon'"
+
+
+@given(
+    st.text(max_size=6),
+    st.lists(st.integers(min_value=0, max_value=12) | st.text(max_size=6), max_size=8),
+)
+def test_a_node_path_is_its_keys_joined_as_the_error_messages_write_them(
+    root: str, keys: list[int | str]
+) -> None:
+    # built the way the mappers walk a payload: objects by key, arrays by index
+    value: Any = "leaf"
+    for key in reversed(keys):
+        value = [*([None] * key), value] if isinstance(key, int) else {key: value}
+    node = Node(value, root)
+    expected = root
+    for key in keys:
+        node = node.children()[key] if isinstance(key, int) else node.get(key)
+        if isinstance(key, int):
+            expected = f"{expected}[{key}]"
+        else:
+            expected = f"{expected}.{key}" if expected else key
+    assert node.path == expected
+    with pytest.raises(ParseError) as caught:
+        node.integer()
+    assert str(caught.value) == (f"{expected}: " if expected else "") + "expected an integer"

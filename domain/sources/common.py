@@ -41,10 +41,15 @@ class Node:
     @property
     def path(self) -> str:
         """Where this value sits: ``data.object.line_items[0].name``."""
-        parent = self._parent
-        if parent is None:
-            return str(self._key)
-        return _join(parent.path, self._key)
+        keys: list[str | int] = []
+        node = self
+        while node._parent is not None:
+            keys.append(node._key)
+            node = node._parent
+        path = str(node._key)
+        for key in reversed(keys):
+            path = _join(path, key)
+        return path
 
     def has(self, key: str) -> bool:
         value = self.value
