@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     identity_phone_max_customers: int = Field(default=3, ge=1)
     identity_email_max_customers: int = Field(default=2, ge=1)
     identity_loyalty_max_customers: int = Field(default=2, ge=1)
+    # rule 7: a shared phone still links the one holder with the exact full name, when it has
+    # at most this many customers (0: a shared phone links no one at all)
+    identity_shared_phone_name_max_customers: int = Field(default=8, ge=0)
     # Comma-separated, added to the built-in lists: full addresses, or "local@" for a local
     # part blocked at every domain; phone numbers in any format (parsed with the region).
     identity_blocked_emails: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -181,6 +184,7 @@ class Settings(BaseSettings):
             phone_max_customers=self.identity_phone_max_customers,
             email_max_customers=self.identity_email_max_customers,
             loyalty_max_customers=self.identity_loyalty_max_customers,
+            shared_phone_name_max_customers=self.identity_shared_phone_name_max_customers,
             blocked_emails=DEFAULT_BLOCKED_EMAILS | {e for e in emails if not e.endswith("@")},
             blocked_email_local_parts=DEFAULT_BLOCKED_EMAIL_LOCAL_PARTS | local_parts,
             blocked_phones=frozenset(p for p in phones if p is not None),

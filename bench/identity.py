@@ -17,7 +17,8 @@ Recall is printed three ways: over all same-person pairs; over the pairs a chain
 identifiers connects (email, secondary email, phone or loyalty id, placeholders and the
 store's phone excluded; household phones and staff cards included): the ceiling of any
 matcher that never matches on a name alone; and over the pairs the rules' evidence connects
-(no household phones or staff cards, a phone only between fully named records). The noise
+(no staff cards, a phone only between fully named records, a household phone only between
+records with the exact same full name). The noise
 is not tuned to the matcher: a person's records each draw their email and phone
 independently, so some pairs share nothing (one record has only the work email, another
 only the phone), as in real data. A second table sorts every missed pair by its cause;
@@ -37,16 +38,16 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.identity import CustomerRecord
-from domain.matching import MatchPolicy, RecordKeys, keys_of
+from domain.matching import MatchPolicy, RecordKeys, Rule, keys_of
 from domain.model import Source
 from domain.normalize import names_agree
 from readmodel import identity, migrations
 from readmodel.database import create_engine
-from readmodel.tables import source_records, stores
+from readmodel.tables import identity_ledger, source_records, stores
 from tests import services
 
 GIVEN = (  # noqa: SIM905 (a word list reads better as words)
@@ -230,7 +231,8 @@ def _real(value: str | None) -> bool:
 def _evidence_components(labelled: list[tuple[Person, CustomerRecord]]) -> dict[Key, int]:
     """Records of one person connected through a chain of shared keys that may match alone
     or with the name (email, secondary email, phone, loyalty id; not placeholders, store
-    phones, household phones or staff cards). Pairs across components have no evidence."""
+    phones or staff cards; a household phone only with the exact same full name). Pairs
+    across components have no evidence."""
     parent: dict[Key, Key] = {}
 
     def find(k: Key) -> Key:
@@ -247,6 +249,8 @@ def _evidence_components(labelled: list[tuple[Person, CustomerRecord]]) -> dict[
         values = [f"e:{keys.email}", f"s:{keys.email_secondary}"]
         if "phone" not in person.shared and rec.given_name and rec.family_name:
             values.append(f"p:{keys.phone}")
+        elif keys.name.is_complete:  # rule 7: a household phone with the exact full name
+            values.append(f"h:{keys.name.given}:{keys.name.family}:{keys.phone}")
         if "loyalty" not in person.shared:
             values.append(f"l:{keys.loyalty_id}")
         for value in values:
@@ -386,6 +390,17 @@ async def link_all(
     return owner, timings
 
 
+async def shared_phone_decisions(engine: AsyncEngine) -> dict[str, int]:
+    """How many links and merges rule 7 (a shared phone + the exact full name) made."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(identity_ledger.c.action, func.count())
+            .where(identity_ledger.c.rule == Rule.SHARED_PHONE_AND_EXACT_NAME.value)
+            .group_by(identity_ledger.c.action)
+        )
+        return {str(action): int(n) for action, n in rows}
+
+
 def groups(owner: dict[Key, int]) -> set[frozenset[Key]]:
     """The partition of the records into customers, independent of customer ids."""
     by_customer: dict[int, set[Key]] = defaultdict(set)
@@ -406,6 +421,7 @@ def report(
     timings: list[float],
     seed: int,
     misses: int,
+    rule7: dict[str, int] | None = None,
 ) -> None:
     persons = list({p.id: p for p, _ in labelled}.values())
     truth = {(r.source.value, r.external_id): p for p, r in labelled}
@@ -442,6 +458,10 @@ def report(
         ("recall, pairs the rules' evidence connects", f"{linkable_found / linkable:.4f}"),
         ("wrong merges (clusters with >1 person)", f"{len(wrong)}"),
         ("  of which through a shared identifier", f"{through_shared}"),
+        (
+            "links / merges by a shared phone + exact name",
+            f"{(rule7 or {}).get('link', 0)} / {(rule7 or {}).get('merge', 0)}",
+        ),
         ("median link_record, ms", f"{statistics.median(timings) * 1000:.2f}"),
         ("p95 link_record, ms", f"{sorted(timings)[int(len(timings) * 0.95)] * 1000:.2f}"),
     ]
@@ -464,7 +484,7 @@ async def compare_orders(engines: list[AsyncEngine], people: int, seed: int, mis
     random orders (one database each), and count the record groups that differ."""
     labelled = labelled_records(people, seed)
     owner, timings = await link_all(engines[0], labelled)
-    report(labelled, owner, timings, seed, misses)
+    report(labelled, owner, timings, seed, misses, await shared_phone_decisions(engines[0]))
     if len(engines) < 2:
         return
     first = groups(owner)

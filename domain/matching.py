@@ -13,6 +13,12 @@ ties several customers together), with the rule and the evidence. Rules, stronge
    one side): a *link-only* rule, used when the key has a single holder, no known name
    disagrees and nothing else matches; it never merges customers. (The same with a phone
    was measured and rejected: a household shares phone and family name.)
+7. a *shared* phone (a household's) with the exact full name of exactly one of its holders:
+   given and family name both known and equal after normalization (no typo tolerance: a
+   household shares the family name), no other holder whose name agrees even loosely, no
+   name of that holder disagreeing, no email or loyalty id known on both sides that differs,
+   and every holder among the candidates. Two holders with one name (Jr./Sr.) are ambiguous:
+   no link.
 
 Guardrails (see ``MatchPolicy``): blocked values never reach ``decide`` (normalization drops
 them); an identifier held by more than N distinct customers is *shared* and matches no one;
@@ -54,6 +60,7 @@ class Rule(enum.StrEnum):
     PHONE_AND_NAME = "phone_and_name"
     SECONDARY_EMAIL = "secondary_email"
     SECONDARY_EMAIL_AND_FAMILY_NAME = "secondary_email_and_family_name"
+    SHARED_PHONE_AND_EXACT_NAME = "shared_phone_and_exact_name"
     NEW = "new"
     SOURCE_MERGE = "source_merge"
     MANUAL = "manual"
@@ -68,6 +75,7 @@ RULE_PRIORITY: Mapping[Rule, int] = {
     Rule.PHONE_AND_NAME: 3,
     Rule.SECONDARY_EMAIL: 4,
     Rule.SECONDARY_EMAIL_AND_FAMILY_NAME: 5,
+    Rule.SHARED_PHONE_AND_EXACT_NAME: 6,
 }
 
 # Rules on a partial name (family only; a household shares it): they link a record to the
@@ -78,9 +86,13 @@ LINK_ONLY_RULES: frozenset[Rule] = frozenset({Rule.SECONDARY_EMAIL_AND_FAMILY_NA
 @dataclass(frozen=True)
 class MatchPolicy:
     """Guardrail settings (``GUESTGRAPH_IDENTITY_*``). ``*_max_customers``: an identifier
-    already attached to more than this many distinct customers is shared."""
+    already attached to more than this many distinct customers is shared.
+    ``shared_phone_name_max_customers``: a shared phone held by at most this many customers
+    still links a record to the one holder with its exact full name (rule 7); 0 turns the
+    rule off. Beyond it the phone is an office's or a venue's, not a household's."""
 
     phone_max_customers: int = 3
+    shared_phone_name_max_customers: int = 8
     email_max_customers: int = 2
     loyalty_max_customers: int = 2
     blocked_emails: frozenset[str] = DEFAULT_BLOCKED_EMAILS
@@ -307,6 +319,66 @@ def _matches_by_borrowed_name(
     return found
 
 
+def _strong_keys_differ(record: RecordKeys, candidate: Candidate) -> bool:
+    """An email or a loyalty id known on both sides, and none of them in common."""
+    email_differs = (
+        record.email is not None
+        and bool(candidate.emails)
+        and record.email not in candidate.emails
+        and record.email_secondary not in candidate.email_secondaries
+    )
+    loyalty_differs = (
+        record.loyalty_id is not None
+        and bool(candidate.loyalty_ids)
+        and record.loyalty_id not in candidate.loyalty_ids
+    )
+    return email_differs or loyalty_differs
+
+
+def _shared_phone_match(
+    record: RecordKeys,
+    candidates: Sequence[Candidate],
+    policy: MatchPolicy,
+    shared: frozenset[tuple[IdentifierKind, str]],
+    customers_per_key: Mapping[tuple[IdentifierKind, str], int],
+    refused: list[dict[str, Any]],
+) -> Match | None:
+    """Rule 7: a shared (household) phone links the record to the one holder whose full
+    name is exactly the record's, when no other holder's name agrees even with a typo."""
+    phone = record.phone
+    if phone is None or (IdentifierKind.PHONE, phone) not in shared or not record.name.is_complete:
+        return None
+    holders = [c for c in candidates if phone in c.phones]
+    count = customers_per_key.get((IdentifierKind.PHONE, phone), 0)
+    # Uniqueness can only be judged with every holder in view.
+    if count > policy.shared_phone_name_max_customers or len(holders) < count:
+        return None
+    agreeing = [c for c in holders if _names_verdict(record, c) is True]
+    if len(agreeing) > 1:
+        refused.extend(
+            {"customer_id": c.customer_id, "key": "phone", "reason": "name not unique on phone"}
+            for c in sorted(agreeing, key=lambda c: c.customer_id)
+        )
+        return None
+    if len(agreeing) != 1:
+        return None
+    holder = agreeing[0]
+    if (
+        holder.separated_from_record
+        or record.name not in holder.names
+        or any(names_agree(record.name, n) is False for n in holder.names)
+    ):
+        return None
+    if _strong_keys_differ(record, holder):
+        refused.append({"customer_id": holder.customer_id, "key": "phone", "reason": "keys differ"})
+        return None
+    return Match(
+        holder.customer_id,
+        Rule.SHARED_PHONE_AND_EXACT_NAME,
+        {"phone": phone, "name": "exact", "phone_holders": count},
+    )
+
+
 def _without_weak_ties(matches: list[Match], refused: list[dict[str, Any]]) -> list[Match]:
     """Link-only matches count only as the record's single match: beside a stronger match
     they are dropped (they must not merge), and two of them are ambiguous."""
@@ -357,6 +429,14 @@ def decide(
         for c in sorted(candidates, key=lambda c: c.customer_id)
         if (m := _match(record, c, shared, refused, customers_per_key)) is not None
     ]
+    household = _shared_phone_match(record, candidates, policy, shared, customers_per_key, refused)
+    if household is not None and all(m.customer_id != household.customer_id for m in matches):
+        matches.append(household)
+        refused = [
+            r
+            for r in refused
+            if not (r["customer_id"] == household.customer_id and r.get("reason") == "shared")
+        ]
     matches = _without_weak_ties(matches, refused)
     if not matches:
         return CreateNew(_notes(refused, shared))

@@ -97,25 +97,39 @@ async def test_blocked_email_and_store_phone_never_match(engine: AsyncEngine) ->
     assert c.created_customer
 
 
-async def test_a_shared_phone_matches_no_one(engine: AsyncEngine) -> None:
+async def test_a_shared_phone_matches_no_one_on_its_own(engine: AsyncEngine) -> None:
     policy = MatchPolicy(phone_max_customers=1)
-    first = await link(
-        engine,
-        square("sq-1", given_name="Ann", family_name="Lee", phone="4155550199"),
-        policy=policy,
-    )
-    await link(
-        engine,
-        square("sq-2", given_name="Bob", family_name="Lee", phone="4155550199"),
-        policy=policy,
-    )
-    # the phone is now held by two people (> 1): even a name that agrees does not link on it
-    third = await link(
-        engine,
-        square("sq-3", given_name="Ann", family_name="Lee", phone="4155550199"),
-        policy=policy,
-    )
-    assert third.customer_id != first.customer_id and third.created_customer
+
+    async def arrive(external_id: str, given: str | None, **kw: object) -> identity.Linked:
+        record = square(external_id, given_name=given, family_name="Lee", phone="4155550199", **kw)
+        return await link(engine, record, policy=policy)
+
+    ann = await arrive("sq-1", "Ann")
+    bob = await arrive("sq-2", "Bob", email="bob@x.com")
+    # the phone is now held by two customers (> 1): a family name or a near name does not
+    # link on it
+    nameless = await arrive("sq-3", None)
+    typo = await arrive("sq-4", "Bbo")
+    assert nameless.created_customer and typo.created_customer
+    # the exact full name of exactly one holder does
+    again = await arrive("sq-5", "ANN")
+    assert again.customer_id == ann.customer_id
+    assert again.matched_by == "shared_phone_and_exact_name"
+    async with engine.connect() as conn:
+        evidence = await conn.scalar(
+            select(identity_ledger.c.evidence).where(
+                identity_ledger.c.source_record_id == again.source_record_id
+            )
+        )
+    assert evidence is not None
+    assert evidence["phone"] == "+14155550199" and evidence["phone_holders"] == 4
+    assert evidence["name"] == "exact" and evidence["shared"] == ["phone:+14155550199"]
+    # a second Bob Lee with another email is someone else (Jr.); after him, "Bob Lee" on
+    # that phone is ambiguous
+    junior = await arrive("sq-6", "Bob", email="bob.jr@x.com")
+    assert junior.created_customer
+    ambiguous = await arrive("sq-7", "Bob")
+    assert ambiguous.created_customer and bob.customer_id != ambiguous.customer_id
 
 
 async def test_shared_loyalty_card_with_conflicting_email_and_name_does_not_link(

@@ -20,7 +20,7 @@ from domain.matching import (
     keys_of,
 )
 from domain.model import IdentifierKind, Source
-from domain.normalize import PersonName, email_secondary_key
+from domain.normalize import PersonName, email_secondary_key, names_agree
 
 POLICY = MatchPolicy()
 DANA = PersonName.of("Dana", "Ortiz")
@@ -288,3 +288,164 @@ def links(first: RecordKeys, second: RecordKeys) -> bool:
 @given(arriving("sq-1"), arriving("sq-2"))
 def test_two_records_link_whichever_arrives_first(a: RecordKeys, b: RecordKeys) -> None:
     assert links(a, b) == links(b, a)
+
+
+# --- a shared (household) phone and the exact full name (rule 7) --------------------------
+
+HOME = "+16466143051"
+
+
+def holder(customer_id: int, given: str | None, family: str, **kw: object) -> Candidate:
+    return Candidate(
+        customer_id,
+        phones=frozenset({HOME}),
+        names=frozenset({PersonName.of(given, family)}),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def household_counts(n: int) -> dict[tuple[IdentifierKind, str], int]:
+    return {(IdentifierKind.PHONE, HOME): n}
+
+
+HASSANS = [holder(1, "Clara", "Hassan"), holder(2, "Jun", "Hassan"), holder(3, "Omar", "Hassan")]
+HASSANS.append(holder(4, "Ama", "Hassan"))
+
+
+def test_a_shared_phone_links_the_one_holder_with_the_exact_full_name() -> None:
+    record = keys(phone=HOME, name=PersonName.of("CLARA", "hassan"))
+    decision = decide(record, HASSANS, POLICY, household_counts(4))
+    assert isinstance(decision, LinkTo)
+    assert (decision.customer_id, decision.rule) == (1, Rule.SHARED_PHONE_AND_EXACT_NAME)
+    assert decision.evidence["phone"] == HOME and decision.evidence["phone_holders"] == 4
+    assert decision.evidence["name"] == "exact"
+    # the other holders stay refused, with the reason
+    assert {r["customer_id"] for r in decision.evidence["refused"]} == {2, 3, 4}
+    assert decision.evidence["shared"] == [f"phone:{HOME}"]
+
+
+def test_a_shared_phone_alone_or_with_a_near_name_matches_no_one() -> None:
+    for name in [
+        PersonName(),
+        PersonName.of(None, "Hassan"),  # a given name missing: any of the household
+        PersonName.of("Claar", "Hassan"),  # a typo: rule 4 would forgive it, rule 7 does not
+        PersonName.of("C", "Hassan"),  # an initial
+    ]:
+        decision = decide(keys(phone=HOME, name=name), HASSANS, POLICY, household_counts(4))
+        assert isinstance(decision, CreateNew), name
+
+
+def test_two_holders_with_the_same_name_are_ambiguous() -> None:
+    """Jr. and Sr.: the same full name twice on one phone links neither."""
+    senior = holder(5, "Clara", "Hassan")
+    record = keys(phone=HOME, name=PersonName.of("Clara", "Hassan"))
+    decision = decide(record, [*HASSANS, senior], POLICY, household_counts(5))
+    assert isinstance(decision, CreateNew)
+    assert {
+        r["customer_id"]
+        for r in decision.evidence["refused"]
+        if r["reason"] == "name not unique on phone"
+    } == {1, 5}
+
+
+def test_a_holder_whose_name_agrees_with_a_typo_makes_it_ambiguous() -> None:
+    ivana = holder(5, "Ivana", "Hassan")
+    ivan = holder(6, "Ivan", "Hassan")
+    record = keys(phone=HOME, name=PersonName.of("Ivan", "Hassan"))
+    assert isinstance(
+        decide(record, [*HASSANS, ivana, ivan], POLICY, household_counts(6)), CreateNew
+    )
+    alone = decide(record, [*HASSANS, ivan], POLICY, household_counts(5))
+    assert isinstance(alone, LinkTo) and alone.customer_id == 6
+
+
+def test_a_different_email_or_loyalty_id_refuses_the_shared_phone() -> None:
+    clara = holder(1, "Clara", "Hassan", emails=frozenset({"clara@x.com"}))
+    others = [clara, *HASSANS[1:]]
+    record = keys(phone=HOME, name=PersonName.of("Clara", "Hassan"), email="junior@x.com")
+    decision = decide(record, others, POLICY, household_counts(4))
+    assert isinstance(decision, CreateNew)
+    assert {"customer_id": 1, "key": "phone", "reason": "keys differ"} in decision.evidence[
+        "refused"
+    ]
+    carded = [holder(1, "Clara", "Hassan", loyalty_ids=frozenset({"LC1"})), *HASSANS[1:]]
+    record = keys(phone=HOME, name=PersonName.of("Clara", "Hassan"), loyalty_id="LC2")
+    assert isinstance(decide(record, carded, POLICY, household_counts(4)), CreateNew)
+    # an email on one side only is no conflict
+    record = keys(phone=HOME, name=PersonName.of("Clara", "Hassan"))
+    assert isinstance(decide(record, others, POLICY, household_counts(4)), LinkTo)
+
+
+def test_the_shared_phone_rule_needs_every_holder_in_view_and_a_small_group() -> None:
+    record = keys(phone=HOME, name=PersonName.of("Clara", "Hassan"))
+    # five holders counted, four in view: the fifth could be another Clara Hassan
+    assert isinstance(decide(record, HASSANS, POLICY, household_counts(5)), CreateNew)
+    small = MatchPolicy(shared_phone_name_max_customers=3)
+    assert isinstance(decide(record, HASSANS, small, household_counts(4)), CreateNew)
+    off = MatchPolicy(shared_phone_name_max_customers=0)
+    assert isinstance(decide(record, HASSANS, off, household_counts(4)), CreateNew)
+
+
+def test_a_holder_with_a_disagreeing_name_is_not_linked() -> None:
+    mixed = Candidate(
+        1,
+        phones=frozenset({HOME}),
+        names=frozenset({PersonName.of("Clara", "Hassan"), PersonName.of("Tariq", "Hassan")}),
+    )
+    record = keys(phone=HOME, name=PersonName.of("Clara", "Hassan"))
+    assert isinstance(decide(record, [mixed, *HASSANS[1:]], POLICY, household_counts(4)), CreateNew)
+
+
+def test_the_shared_phone_rule_merges_the_customer_an_email_found() -> None:
+    by_email = Candidate(
+        9, emails=frozenset({"clara@x.com"}), names=frozenset({PersonName.of("Clara", "Hassan")})
+    )
+    record = keys(phone=HOME, name=PersonName.of("Clara", "Hassan"), email="clara@x.com")
+    decision = decide(record, [*HASSANS, by_email], POLICY, household_counts(4))
+    assert isinstance(decision, Merge)
+    assert (decision.survivor, decision.others, decision.rule) == (1, (9,), Rule.EMAIL)
+    assert [m.rule for m in decision.matches] == [Rule.SHARED_PHONE_AND_EXACT_NAME, Rule.EMAIL]
+
+
+HOUSEHOLD_NAMES = [
+    PersonName.of("Clara", "Hassan"),
+    PersonName.of("Claar", "Hassan"),
+    PersonName.of("Jun", "Hassan"),
+    PersonName.of(None, "Hassan"),
+    PersonName.of("Ivan", "Hassan"),
+    PersonName.of("Ivana", "Hassan"),
+]
+
+
+@st.composite
+def households(draw: st.DrawFn) -> list[Candidate]:
+    size = draw(st.integers(POLICY.phone_max_customers + 1, 8))  # the phone is shared
+    return [
+        Candidate(
+            i,
+            phones=frozenset({HOME}),
+            names=frozenset(draw(st.sets(st.sampled_from(HOUSEHOLD_NAMES), max_size=2))),
+        )
+        for i in range(1, size + 1)
+    ]
+
+
+@given(households(), st.sampled_from(HOUSEHOLD_NAMES), st.integers(0, 3))
+def test_a_shared_phone_never_merges_a_household_and_links_only_an_unambiguous_name(
+    members: list[Candidate], name: PersonName, unseen: int
+) -> None:
+    """Customers holding only a shared phone are never merged by it; a record links to one of
+    them only when that one holds its exact name and no other holder's name agrees, and never
+    while a holder is out of view."""
+    record = keys(phone=HOME, name=name)
+    counts = household_counts(len(members) + unseen)
+    decision = decide(record, members, POLICY, counts)
+    assert decide(record, members[::-1], POLICY, counts) == decision
+    assert not isinstance(decision, Merge)
+    if isinstance(decision, LinkTo):
+        assert unseen == 0
+        assert decision.rule is Rule.SHARED_PHONE_AND_EXACT_NAME
+        linked = next(c for c in members if c.customer_id == decision.customer_id)
+        assert name in linked.names
+        others = [c for c in members if c is not linked]
+        assert all(names_agree(name, n) is not True for c in others for n in c.names)
