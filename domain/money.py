@@ -6,6 +6,7 @@ KWD). The exponent comes from Babel's CLDR data, never a hand-written table.
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from babel.numbers import format_currency, get_currency_precision
@@ -15,8 +16,10 @@ class InvalidAmount(ValueError):
     """An amount that is not a finite decimal number."""
 
 
+@functools.lru_cache(maxsize=512)
 def exponent(currency: str) -> int:
-    """Digits after the decimal point for ``currency`` (USD 2, JPY 0, KWD 3)."""
+    """Digits after the decimal point for ``currency`` (USD 2, JPY 0, KWD 3); CLDR's data
+    does not change while the process runs, so each code is looked up once."""
     return int(get_currency_precision(currency.upper()))
 
 

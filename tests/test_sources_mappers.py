@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import re
 from decimal import Decimal
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.cards import luhn_valid, scrub_json, scrub_text
+from domain.cards import luhn_valid, may_hold_card_number, scrub_json, scrub_text
 from domain.events import CustomersMerged, CustomerUpserted, OrderFetchNeeded, OrderStatusObserved
 from domain.model import OrderStatus
 from domain.money import to_minor_units
 from domain.order_status import square_status, toast_status
 from domain.sources import hubspot, salesforce, square, toast
-from domain.sources.common import ParseError
-from tests.ingest_support import square_order, square_thin_order_event, toast_order_event
+from domain.sources.common import Node, ParseError, parse_timestamp
+from tests.ingest_support import (
+    square_customer_event,
+    square_order,
+    square_thin_order_event,
+    toast_order_event,
+)
 
 
 def test_a_square_merge_becomes_an_upsert_of_the_winner_and_a_merge() -> None:
@@ -252,3 +261,189 @@ def test_the_published_json_schema_names_every_canonical_event_type() -> None:
     )
     assert tuple(schema["$defs"]["event"]["properties"]["type"]["enum"]) == canonical.EVENT_TYPES
     assert schema["properties"]["events"]["maxItems"] == canonical.MAX_BATCH
+
+
+_ANY_13_DIGIT_RUN = re.compile(rb"[0-9](?:[ -]?[0-9]){12}")  # the pre-check's definition
+
+# digit groups with what may sit between them: runs near 13 digits, single and double
+# separators, letters and JSON punctuation
+_digit_runs = st.lists(
+    st.tuples(
+        st.text(alphabet="0123456789", min_size=1, max_size=7),
+        st.sampled_from(["", " ", "-", "  ", "--", " -", "x", '"', ",", "\\"]),
+    ),
+    max_size=6,
+).map(lambda parts: "".join(digits + between for digits, between in parts))
+
+
+@given(st.binary(max_size=80) | _digit_runs.map(str.encode))
+def test_the_card_pre_check_says_yes_exactly_when_a_13_digit_run_is_there(
+    serialized: bytes,
+) -> None:
+    assert may_hold_card_number(serialized) is (_ANY_13_DIGIT_RUN.search(serialized) is not None)
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**63), max_value=2**63 - 1)  # what JSON serializers take
+        | _digit_runs
+        | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(_digit_runs | st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_the_card_pre_check_never_misses_a_card_number_in_any_string(value: object) -> None:
+    serialized = orjson.dumps(value)
+    held = may_hold_card_number(serialized)
+    assert held is (_ANY_13_DIGIT_RUN.search(serialized) is not None)
+    if not held:  # nothing for the scrubber to take
+        assert scrub_json(value) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "4111111111111111",
+        "x4111111111111111y",
+        "5500 0000 0000 0004",
+        "4222222222222",  # 13 digits
+        "4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1",
+        "6011-0009-9013-9424-009",  # 19 digits
+    ],
+)
+def test_a_card_number_in_a_string_key_or_value_is_always_caught(text: str) -> None:
+    for value in ({"note": f"paid with {text}"}, {text: 1}, [[{"a": text}]]):
+        serialized = orjson.dumps(value)
+        assert may_hold_card_number(serialized)
+        assert scrub_json(value) != value
+
+
+@pytest.mark.parametrize(
+    "text", ["4111 1111 1111", "4111  1111 1111 1111", "4111 -1111-1111-1111", "2026-06-14T18"]
+)
+def test_digit_runs_broken_by_double_separators_are_not_candidates(text: str) -> None:
+    assert not may_hold_card_number(orjson.dumps({"note": text}))
+
+
+def _error(parse: Any, payload: Any) -> str:
+    with pytest.raises(ParseError) as caught:
+        parse(payload)
+    assert str(caught.value) == (
+        f"{caught.value.path}: {caught.value.message}"
+        if caught.value.path
+        else caught.value.message
+    )
+    return str(caught.value)
+
+
+def _with(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    value = copy.deepcopy(value)
+    parent = value
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = new
+    return value
+
+
+def test_parse_errors_name_the_field_path_in_every_form() -> None:
+    order = square_order("o1")
+    event = toast_order_event("t1")
+    toast_order = {**event["details"]["order"], "restaurantGuid": "r"}
+    customer = square_customer_event()
+    assert _error(square.parse_event, {"type": "x"}) == "event_id: is required"
+    assert _error(square.parse_event, []) == "expected an object"
+    assert (
+        _error(square.parse_order, _with(order, ("line_items", 0, "total_money", "currency"), 7))
+        == "order.line_items[0].total_money.currency: not an ISO 4217 currency: '7'"
+    )
+    assert (
+        _error(
+            square.parse_order, _with(order, ("line_items", 0, "total_money", "currency"), "EUR")
+        )
+        == "order.line_items[0].total_money: currency differs from the order's USD"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("line_items", 0, "base_price_money"), [1]))
+        == "order.line_items[0].base_price_money: expected an object"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("line_items", 0, "quantity"), "two"))
+        == "order.line_items[0].quantity: expected a number"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("fulfillments", 0, "state"), ""))
+        == "order.fulfillments[0].state: must not be empty"
+    )
+    assert _error(square.parse_order, _with(order, ("fulfillments",), {})) == (
+        "order.fulfillments: expected an array"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("line_items",), [[]]))
+        == "order.line_items[0]: expected an object"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("updated_at",), "June"))
+        == "order.updated_at: not a timestamp: 'June'"
+    )
+    assert (
+        _error(square.parse_order, _with(order, ("total_money", "amount"), "1.5"))
+        == "order.total_money.amount: expected an integer"
+    )
+    assert (
+        _error(square.parse_event, _with(customer, ("data", "object", "customer", "id"), None))
+        == "data.object.customer.id: is required"
+    )
+    assert (
+        _error(
+            toast.parse_event,
+            _with(event, ("details", "order", "checks", 0, "selections", 0, "quantity"), 0),
+        )
+        == "details.order.checks[0].selections[0].quantity: must be positive"
+    )
+    assert (
+        _error(
+            lambda o: toast.parse_order(o, restaurant_guid="r"),
+            _with(toast_order, ("checks", 0, "payments"), [{"tipAmount": "lots"}]),
+        )
+        == "order.checks[0].payments[0].tipAmount: expected a number"
+    )
+    assert (
+        _error(
+            lambda o: toast.parse_order(o, restaurant_guid="r"),
+            _with(toast_order, ("modifiedDate",), "soon"),
+        )
+        == "order.modifiedDate: not a timestamp: 'soon'"
+    )
+    assert _error(lambda v: parse_timestamp(v), "soon") == "not a timestamp: 'soon'"
+
+
+@given(
+    st.text(max_size=6),
+    st.lists(st.integers(min_value=0, max_value=12) | st.text(max_size=6), max_size=8),
+)
+def test_a_node_path_is_its_keys_joined_as_the_error_messages_write_them(
+    root: str, keys: list[int | str]
+) -> None:
+    # built the way the mappers walk a payload: objects by key, arrays by index
+    value: Any = "leaf"
+    for key in reversed(keys):
+        value = [*([None] * key), value] if isinstance(key, int) else {key: value}
+    node = Node(value, root)
+    expected = root
+    for key in keys:
+        node = node.children()[key] if isinstance(key, int) else node.get(key)
+        if isinstance(key, int):
+            expected = f"{expected}[{key}]"
+        else:
+            expected = f"{expected}.{key}" if expected else key
+    assert node.path == expected
+    with pytest.raises(ParseError) as caught:
+        node.integer()
+    assert str(caught.value) == (f"{expected}: " if expected else "") + "expected an integer"

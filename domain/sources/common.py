@@ -25,39 +25,80 @@ def _join(path: str, key: str | int) -> str:
 
 
 class Node:
-    """A JSON value plus where it sits in the payload."""
+    """A JSON value plus where it sits in the payload.
 
-    __slots__ = ("path", "value")
+    The path is kept as the parent node and this node's key, and spelled out only when
+    asked for (for a ParseError): mapping a valid payload never builds it."""
 
-    def __init__(self, value: Any, path: str = "") -> None:
+    __slots__ = ("_key", "_parent", "value")
+
+    def __init__(self, value: Any, path: str | int = "", parent: Node | None = None) -> None:
+        """``path``: the root's path; for a child (``parent`` given), its key or index."""
         self.value = value
-        self.path = path
+        self._key = path
+        self._parent = parent
 
-    def _obj(self) -> dict[str, Any]:
-        if not isinstance(self.value, dict):
-            raise ParseError(self.path, "expected an object")
-        return self.value
+    @property
+    def path(self) -> str:
+        """Where this value sits: ``data.object.line_items[0].name``."""
+        keys: list[str | int] = []
+        node = self
+        while node._parent is not None:
+            keys.append(node._key)
+            node = node._parent
+        path = str(node._key)
+        for key in reversed(keys):
+            path = _join(path, key)
+        return path
 
     def has(self, key: str) -> bool:
-        return self._obj().get(key) is not None
+        value = self.value
+        if not isinstance(value, dict):
+            raise ParseError(self.path, "expected an object")
+        return value.get(key) is not None
 
     def get(self, key: str) -> Node:
         """The child ``key``; missing or null is an error."""
-        obj = self._obj()
-        if obj.get(key) is None:
+        value = self.value
+        if not isinstance(value, dict):
+            raise ParseError(self.path, "expected an object")
+        child = value.get(key)
+        if child is None:
             raise ParseError(_join(self.path, key), "is required")
-        return Node(obj[key], _join(self.path, key))
+        return Node(child, key, self)
 
     def opt(self, key: str) -> Node | None:
-        obj = self._obj()
-        return None if obj.get(key) is None else Node(obj[key], _join(self.path, key))
+        value = self.value
+        if not isinstance(value, dict):
+            raise ParseError(self.path, "expected an object")
+        child = value.get(key)
+        return None if child is None else Node(child, key, self)
+
+    def get_text(self, key: str) -> str:
+        """``get(key).text()``, without a child node unless it is an error."""
+        value = self.value
+        if isinstance(value, dict):
+            child = value.get(key)
+            if type(child) is str:
+                text = child.strip()
+                if text:
+                    return text
+        return self.get(key).text()
 
     def opt_text(self, key: str) -> str | None:
         """The child ``key`` as text; missing, null or blank is None."""
-        child = self.opt(key)
-        if child is None or (isinstance(child.value, str) and not child.value.strip()):
+        value = self.value
+        if not isinstance(value, dict):
+            raise ParseError(self.path, "expected an object")
+        child = value.get(key)
+        if child is None:
             return None
-        return child.text()
+        if type(child) is str:
+            return child.strip() or None
+        node = Node(child, key, self)
+        if isinstance(child, str) and not child.strip():
+            return None
+        return node.text()
 
     def opt_int(self, key: str) -> int | None:
         child = self.opt(key)
@@ -70,16 +111,20 @@ class Node:
     def children(self) -> list[Node]:
         if not isinstance(self.value, list):
             raise ParseError(self.path, "expected an array")
-        return [Node(v, _join(self.path, i)) for i, v in enumerate(self.value)]
+        return [Node(v, i, self) for i, v in enumerate(self.value)]
 
     def array(self, key: str) -> list[Node]:
         child = self.opt(key)
         return [] if child is None else child.children()
 
     def text(self) -> str:
-        if isinstance(self.value, bool) or not isinstance(self.value, str | int):
+        value = self.value
+        if type(value) is str:
+            text = value.strip()
+        elif isinstance(value, bool) or not isinstance(value, str | int):
             raise ParseError(self.path, "expected a string")
-        text = str(self.value).strip()
+        else:
+            text = str(value).strip()
         if not text:
             raise ParseError(self.path, "must not be empty")
         return text
@@ -104,6 +149,11 @@ class Node:
 
     def number(self) -> Decimal:
         value = self.value
+        if type(value) is float or type(value) is int:  # str() of these has no blanks
+            result = Decimal(str(value))
+            if not result.is_finite():
+                raise ParseError(self.path, "expected a finite number")
+            return result
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ParseError(self.path, "expected a number")
         try:
@@ -129,7 +179,10 @@ class Node:
         text = self.text()
         if text.isdigit():
             return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-        return parse_timestamp(text, self.path)
+        try:
+            return parse_timestamp(text)
+        except ParseError as exc:  # the path is spelled out only now
+            raise ParseError(self.path, exc.message) from None
 
 
 def parse_timestamp(text: str, path: str = "") -> datetime:

@@ -119,19 +119,38 @@ def _thin_order(obj: Node) -> list[DomainEvent]:
 def parse_order(order: Any, *, path: str = "order") -> OrderUpserted:
     """Map a full Square ``Order`` (RetrieveOrder / BatchRetrieveOrders / an export row)."""
     node = Node(order, path)
-    total = node.get("total_money")
-    currency = currency_code(total.get("currency"))
+    order_currency = node.get("total_money").get("currency")
+    currency = currency_code(order_currency)
 
     def money(key: str, within: Node = node) -> int:
+        # the usual shape first, read straight from the JSON; anything else (and every
+        # error) takes the checked way below
+        obj = within.value
+        if type(obj) is dict:
+            amounts = obj.get(key)
+            if amounts is None:
+                return 0
+            if type(amounts) is dict:
+                code, amount = amounts.get("currency"), amounts.get("amount")
+                if type(amount) is int and (
+                    code is None or (type(code) is str and code == order_currency.value)
+                ):
+                    return amount
         child = within.opt(key)
         if child is None:
             return 0
-        if child.has("currency") and currency_code(child.get("currency")) != currency:
+        code = child.opt("currency")
+        # the order's own currency text, as checked above, needs no second look
+        if (
+            code is not None
+            and not (type(code.value) is str and code.value == order_currency.value)
+            and currency_code(code) != currency
+        ):
             raise ParseError(child.path, f"currency differs from the order's {currency}")
         return child.get("amount").integer()
 
     fulfillments = node.array("fulfillments")
-    status = square_status(node.get("state").text(), [f.get("state").text() for f in fulfillments])
+    status = square_status(node.get_text("state"), [f.get_text("state") for f in fulfillments])
     updated = node.opt("updated_at") or node.get("created_at")
     created = node.opt("created_at") or updated
     total_amount = money("total_money")
@@ -142,11 +161,11 @@ def parse_order(order: Any, *, path: str = "order") -> OrderUpserted:
     )
     customer_id = node.opt("customer_id")
     source_name = node.opt("source")
-    channel = source_name.get("name").text() if source_name and source_name.has("name") else "POS"
+    channel = source_name.get_text("name") if source_name and source_name.has("name") else "POS"
     return OrderUpserted(
         source=SOURCE,
-        external_id=node.get("id").text(),
-        store=StoreRef(SOURCE, node.get("location_id").text(), currency=currency),
+        external_id=node.get_text("id"),
+        store=StoreRef(SOURCE, node.get_text("location_id"), currency=currency),
         customer=CustomerRef(SOURCE, customer_id.text()) if customer_id else None,
         status=status,
         status_at=updated.timestamp(),
@@ -178,15 +197,17 @@ def _line(li: Node, money: Any) -> OrderLine:
         total_amount=line_total,
         external_id=li.opt_text("uid"),
         catalog_external_id=catalog.text() if catalog else None,
-        modifiers=tuple(m.get("name").text() for m in li.array("modifiers") if m.has("name")),
+        modifiers=tuple(m.get_text("name") for m in li.array("modifiers") if m.has("name")),
     )
 
 
 def _fulfillment_type(fulfillments: list[Node]) -> FulfillmentType:
     for f in fulfillments:
         kind = f.opt("type")
-        if kind is not None and kind.text().upper() in FULFILLMENT_TYPES:
-            return FULFILLMENT_TYPES[kind.text().upper()]
+        if kind is not None:
+            found = FULFILLMENT_TYPES.get(kind.text().upper())
+            if found is not None:
+                return found
     return FulfillmentType.DINE_IN
 
 

@@ -104,7 +104,7 @@ def parse_order(
     source_name = node.opt_text("source") or "In Store"
     return OrderUpserted(
         source=SOURCE,
-        external_id=node.get("guid").text(),
+        external_id=node.get_text("guid"),
         store=StoreRef(SOURCE, restaurant_guid),
         customer=_customer(checks, modified_at),
         status=status,
@@ -126,6 +126,13 @@ def parse_order(
 
 
 def _flag(node: Node, key: str) -> bool:
+    value = node.value
+    if type(value) is dict:  # the usual shape, read directly; anything else is checked
+        flag = value.get(key)
+        if flag is None or flag is False:
+            return False
+        if flag is True:
+            return True
     child = node.opt(key)
     return child.boolean() if child is not None else False
 
