@@ -54,6 +54,25 @@ async def counts(engine: AsyncEngine) -> list[int]:
     return found
 
 
+async def interrupted_import(
+    engine: AsyncEngine, path: Path, batch_size: int, writers: int | None = None
+) -> None:
+    """Import ``path`` and stop it (as Ctrl-C would) when its first batch is reported."""
+
+    def crash_after_first_batch(rows: int, offset: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await importer.run_import(
+            engine,
+            path,
+            "square-orders",
+            batch_size=batch_size,
+            on_progress=crash_after_first_batch,
+            writers=writers,
+        )
+
+
 async def test_importing_a_file_twice_changes_nothing_the_second_time(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:
@@ -76,18 +95,8 @@ async def test_an_interrupted_import_resumes_after_the_last_committed_batch(
     path = tmp_path / "orders.ndjson"
     path.write_bytes(importer.ndjson(order_rows(30)))
 
-    def crash_after_first_batch(rows: int, offset: int) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        await importer.run_import(
-            engine,
-            path,
-            "square-orders",
-            batch_size=10,
-            on_progress=crash_after_first_batch,
-            writers=1,  # nothing else in flight: exactly the first batch is committed
-        )
+    # one writer: nothing else in flight, so exactly the first batch is committed
+    await interrupted_import(engine, path, batch_size=10, writers=1)
     assert (await counts(engine))[0] == 10
     resumed = await importer.run_import(engine, path, "square-orders", batch_size=10)
     assert (resumed.skipped, resumed.applied, resumed.duplicate) == (10, 20, 0)
@@ -105,13 +114,7 @@ async def test_with_two_writers_an_interrupted_import_loses_and_doubles_nothing(
     path = tmp_path / "orders.ndjson"
     path.write_bytes(importer.ndjson(order_rows(40)))
 
-    def crash_after_first_batch(rows: int, offset: int) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        await importer.run_import(
-            engine, path, "square-orders", batch_size=10, on_progress=crash_after_first_batch
-        )
+    await interrupted_import(engine, path, batch_size=10)  # two writers, the default
     # the batch beside the first one was already writing: it finished, it was not cut off
     stored = (await counts(engine))[0]
     assert stored == 20
@@ -200,18 +203,7 @@ async def test_traits_an_interrupted_import_owes_are_settled_by_the_background_w
     path = tmp_path / "orders.ndjson"
     path.write_bytes(importer.ndjson(order_rows(14)))
 
-    def crash_after_first_batch(rows: int, offset: int) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        await importer.run_import(
-            engine,
-            path,
-            "square-orders",
-            batch_size=7,
-            on_progress=crash_after_first_batch,
-            writers=1,
-        )
+    await interrupted_import(engine, path, batch_size=7, writers=1)
     known, owed = await traits_and_debt(engine)
     assert (known, len(owed)) == ({}, 7)  # the debt is as durable as the committed batch
     worker = Fetcher(engine, settings)
