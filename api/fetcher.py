@@ -169,7 +169,10 @@ class Fetcher:
     async def settle_traits_once(self) -> int:
         """Settle one chunk of owed traits (``traits.settle_owed``); how many."""
         async with self.engine.begin() as conn:
-            return await traits.settle_owed(conn)
+            settled = await traits.settle_owed(conn)
+        if settled:
+            log.info("recomputed the traits of %d customers an import left owed", settled)
+        return settled
 
     async def _work(self, row: InboxRow) -> None:
         async with self._limit:

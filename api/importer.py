@@ -93,6 +93,7 @@ class Summary:
     rejected: int = 0
     pending: int = 0
     skipped: int = 0  # rows before the checkpoint of an earlier run
+    traits_settled: int = 0  # customers whose traits were recomputed at the end
     reasons: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -493,7 +494,7 @@ async def run_import(
                 await checkpoints.advance(conn, key, kind, committed.position)
         # traits of the customers the batches touched, once (and any an earlier,
         # interrupted import left owed)
-        await settle_traits(engine)
+        summary.traits_settled = await settle_traits(engine)
     finally:
         # a batch already writing is never cancelled mid-transaction: it commits or fails
         if in_flight:

@@ -53,6 +53,7 @@ def import_command(
         f"applied {summary.applied}, duplicate {summary.duplicate}, "
         f"rejected {summary.rejected}, pending {summary.pending}"
         + (f", skipped {summary.skipped} (done by an earlier run)" if summary.skipped else "")
+        + (f"; traits recomputed for {summary.traits_settled} customers")
     )
     for reason, n in sorted(summary.reasons.items(), key=lambda kv: -kv[1])[:20]:
         console.print(f"  rejected x{n}: {reason}")

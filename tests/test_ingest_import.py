@@ -193,7 +193,7 @@ async def test_an_import_recomputes_traits_once_at_its_end_from_every_batch(
     # while the batches commit, their customers owe traits; none are computed yet
     assert seen and all(not known and len(owed) == 7 for known, owed in seen)
     known, owed = await traits_and_debt(engine)
-    assert owed == set()
+    assert owed == set() and summary.traits_settled == 7
     assert sorted(known.values()) == [(4, 4 * 3154)] * 7
 
 
@@ -345,6 +345,7 @@ async def test_the_cli_imports_lists_rejected_rows_and_replays_them(
     done = await asyncio.to_thread(_cli, database_url, "import", "square-orders", str(path))
     assert done.returncode == 0, done.stderr
     assert "applied 1, duplicate 0, rejected 1" in done.stderr
+    assert "traits recomputed for 1 customers" in done.stderr
     listed = await asyncio.to_thread(_cli, database_url, "inbox", "list", "--status", "rejected")
     assert listed.returncode == 0, listed.stderr
     assert "not an ISO 4217" in listed.stdout
