@@ -41,6 +41,12 @@ def import_command(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NDJSON, JSON or CSV"),
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, min=1, help="rows per transaction"),
     restart: bool = typer.Option(False, help="ignore the checkpoint of an earlier run"),
+    writers: int | None = typer.Option(
+        None,
+        min=1,
+        max=16,
+        help="transactions writing side by side (default: 2 for order files, 1 otherwise)",
+    ),
 ) -> None:
     """Backfill from an exported file: idempotent, resumable, with progress."""
     from api import importer
@@ -48,7 +54,9 @@ def import_command(
     if kind not in importer.KINDS:
         raise typer.BadParameter(f"one of {', '.join(importer.KINDS)}", param_hint="KIND")
     url = _engine_url()
-    summary = asyncio.run(_import(url, kind, file, batch_size, restart, file.stat().st_size))
+    summary = asyncio.run(
+        _import(url, kind, file, batch_size, restart, writers, file.stat().st_size)
+    )
     console.print(
         f"applied {summary.applied}, duplicate {summary.duplicate}, "
         f"rejected {summary.rejected}, pending {summary.pending}"
@@ -60,13 +68,20 @@ def import_command(
 
 
 async def _import(
-    url: str, kind: str, file: Path, batch_size: int, restart: bool, size: int
+    url: str,
+    kind: str,
+    file: Path,
+    batch_size: int,
+    restart: bool,
+    writers: int | None,
+    size: int,
 ) -> Summary:
     from api import importer
     from api.cli import _settings
     from readmodel.database import create_engine
 
-    engine = create_engine(url, pool_size=2)
+    # one connection maps rows ahead (store currencies), one per writer
+    engine = create_engine(url, pool_size=1 + (writers or importer.ORDER_WRITERS))
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -90,6 +105,7 @@ async def _import(
                 kind,
                 batch_size=batch_size,
                 restart=restart,
+                writers=writers,
                 on_progress=report,
                 policy=_settings().match_policy(),
             )

@@ -353,3 +353,19 @@ async def test_the_cli_imports_lists_rejected_rows_and_replays_them(
     assert replayed.returncode == 1  # still rejected: the stored row is still bad
     assert "rejected" in replayed.stdout
     assert orjson.loads(orjson.dumps(good))["id"] == "IMP00000"
+
+
+async def test_the_cli_imports_with_the_number_of_writers_asked_for(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.ndjson"
+    path.write_bytes(importer.ndjson(order_rows(12)))
+    args = ("import", "square-orders", str(path), "--batch-size", "2")
+    refused = await asyncio.to_thread(_cli, database_url, *args, "--writers", "0")
+    assert refused.returncode == 2 and "--writers" in refused.stderr
+    assert (await counts(engine))[0] == 0
+    done = await asyncio.to_thread(_cli, database_url, *args, "--writers", "4")
+    assert done.returncode == 0, done.stderr
+    assert "applied 12, duplicate 0, rejected 0" in done.stderr
+    assert (await counts(engine))[:2] == [12, 36]
+    assert await checkpoint_of(engine, path) == 12
